@@ -1,0 +1,1 @@
+//! Placeholder: hardware-in-the-loop cases.

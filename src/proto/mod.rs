@@ -1,0 +1,2 @@
+//! Placeholder: the sans-IO FTDI protocol core.
+#![forbid(unsafe_code)]
