@@ -1,4 +1,93 @@
-//! ftdi-rt: placeholder crate root while the foundation is laid.
-#![deny(missing_docs)]
+//! # ftdi-rt: FTDI USB-serial from userspace, with a latency guarantee
+//!
+//! A host sends a short request to a device behind an FTDI adapter and must
+//! have the reply within a deadline. The chip delivers in time, but the
+//! kernel's `ftdi_sio`/tty path hands received bytes to a normal-priority
+//! kworker (`flush_to_ldisc`) that can wait for milliseconds behind other
+//! work, and raising the application's priority does not help. ftdi-rt
+//! talks to the chip itself through libusb, from a reader thread that runs
+//! `SCHED_FIFO`, pinned, with memory locked; it keeps several single-packet
+//! bulk-IN transfers in flight, strips the 2-byte status header of every
+//! packet, timestamps it, and hands the payload to the application through a
+//! file descriptor that works with poll/epoll/mio, timing every request/reply
+//! against its deadline.
+//!
+//! ## The path of a packet
+//! ```text
+//!  USB completion ─► transport (Inbound::wait, on the reader thread)     src/transport/
+//!                 ─► Pipeline: proto::packets, status, heartbeats, stalls src/reader/
+//!                 ─► channel: rtrb ring of Chunk + eventfd                src/channel/
+//!                 ─► Receiver::recv_timeout / try_recv / Read / mio       src/channel/receiver.rs
+//!                 ─► Port::transact: deadline accounting                  src/transaction.rs
+//! ```
+//! The [`proto`] module is the sans-IO FTDI protocol (chips, divisors,
+//! control requests, status bits, deframing) the transports drive. Three
+//! transports sit behind one seam: the libusb driver ([`Port::open_usb`]),
+//! the kernel tty ([`Port::open_tty`], the baseline and the fallback for
+//! non-FTDI ports) and a simulated chip ([`sim`], [`Port::open_sim`]).
+//!
+//! ## Quick start (no hardware: the simulated chip)
+//! ```no_run
+//! use std::time::Duration;
+//! use ftdi_rt::sim::{Frobnicator, SimChip, SimConfig};
+//! use ftdi_rt::{Port, PortConfig, ReplyEnd};
+//!
+//! let chip = SimChip::new(Frobnicator::new(Duration::from_micros(200)), SimConfig::default())?;
+//! let mut port = Port::open_sim(chip, &PortConfig::default().best_effort())?;
+//! let t = port.transact(&[1, 2, 3, 4, 5, 6, 7], ReplyEnd::Length(1), Duration::from_micros(3500))?;
+//! println!("reply {:?} after {:?}", t.bytes(), t.latency());
+//! println!("{}", port.stats());
+//! # Ok::<(), ftdi_rt::Error>(())
+//! ```
+//!
+//! ## Realtime
+//! By default the reader must get `SCHED_FIFO` priority 80, its CPU pinning
+//! and `mlockall`, or opening fails with an error that says how to grant them
+//! (root, `setcap cap_sys_nice,cap_ipc_lock+ep`, or `rtprio`/`memlock` in
+//! limits.conf). [`PortConfig::best_effort`] runs without what is refused and
+//! records it in [`Statistics::realtime`]. The hot path (packet completion →
+//! channel → application) allocates nothing and takes no lock a
+//! normal-priority thread can hold; `tests/hot_path.rs` proves both.
+//!
+//! ## Linux permissions
+//! Opening a USB device needs write access to `/dev/bus/usb/BBB/DDD`: install
+//! `udev/99-ftdi-rt.rules` (see the README). ftdi-rt detaches `ftdi_sio` from
+//! the interface it claims and re-attaches it on close, so `/dev/ttyUSBn`
+//! comes back.
+//!
+//! ## Logging
+//! The library logs through the [`log`] crate (never from the reader thread).
 
+#![doc(test(attr(deny(warnings))))]
+
+mod channel;
+mod doorbell;
+mod error;
+mod port;
 pub mod proto;
+mod reader;
+mod realtime;
+pub mod sim;
+mod stats;
+mod sys;
+mod time;
+mod transaction;
+mod transport;
+
+pub use channel::{CHUNK_CAPACITY, Chunk, Receiver};
+pub use error::{Error, Result};
+pub use port::{Link, Port, PortConfig};
+pub use proto::{
+    Chip, DataBits, FlowControl, Interface, LineProperties, LineStatus, ModemStatus, Parity,
+    StopBits,
+};
+pub use realtime::{
+    Pinning, RealtimeConfig, RealtimeError, RealtimePolicy, RealtimeStatus,
+    make_current_thread_realtime,
+};
+pub use stats::{LatencySummary, LineErrorCounts, Statistics, TransportInfo, TransportKind};
+pub use time::Timestamp;
+pub use transaction::{ReplyEnd, Transaction};
+
+/// The histogram type used in [`Statistics`].
+pub use hdrhistogram;

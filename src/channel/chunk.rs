@@ -1,0 +1,114 @@
+//! The record that travels from the reader thread to the application.
+
+use std::fmt;
+
+use crate::proto::{LineStatus, ModemStatus};
+use crate::time::Timestamp;
+
+/// Payload capacity of one [`Chunk`]: one high-speed packet (512 bytes minus
+/// the 2 status bytes). A full-speed packet carries at most 62.
+pub const CHUNK_CAPACITY: usize = 510;
+
+/// The payload of one received packet (or one `read()` of a kernel tty),
+/// with the status the device sent with it and the time it arrived.
+///
+/// Chunks live in the ring slots; the application borrows them in place
+/// (`recv_timeout` / `try_recv`), so receiving copies nothing.
+#[derive(Clone, Copy)]
+pub struct Chunk {
+    pub(crate) arrived: Timestamp,
+    /// Bytes dropped between the previous chunk and this one (channel full).
+    pub(crate) lost_before: u64,
+    pub(crate) start: u16,
+    pub(crate) end: u16,
+    pub(crate) modem: ModemStatus,
+    pub(crate) line: LineStatus,
+    pub(crate) has_status: bool,
+    pub(crate) data: [u8; CHUNK_CAPACITY],
+}
+
+impl Default for Chunk {
+    fn default() -> Self {
+        Chunk {
+            arrived: Timestamp::default(),
+            lost_before: 0,
+            start: 0,
+            end: 0,
+            modem: ModemStatus::default(),
+            line: LineStatus::default(),
+            has_status: false,
+            data: [0; CHUNK_CAPACITY],
+        }
+    }
+}
+
+impl Chunk {
+    /// The received bytes (headers already stripped).
+    #[inline]
+    pub fn payload(&self) -> &[u8] {
+        &self.data[self.start as usize..self.end as usize]
+    }
+
+    /// When the reader thread saw the packet complete (`CLOCK_MONOTONIC`).
+    #[inline]
+    pub fn arrived(&self) -> Timestamp {
+        self.arrived
+    }
+
+    /// The modem-status byte of the packet; `None` on a kernel tty, which
+    /// does not deliver it with the data.
+    #[inline]
+    pub fn modem_status(&self) -> Option<ModemStatus> {
+        self.has_status.then_some(self.modem)
+    }
+
+    /// The line-status byte of the packet (overrun, parity, framing, break
+    /// apply to this packet's bytes); `None` on a kernel tty.
+    #[inline]
+    pub fn line_status(&self) -> Option<LineStatus> {
+        self.has_status.then_some(self.line)
+    }
+
+    /// Whether the device flagged a line error (OE, PE, FE, BI) for these bytes.
+    #[inline]
+    pub fn has_line_error(&self) -> bool {
+        self.has_status && self.line.has_error()
+    }
+
+    /// Fills the chunk in place. `payload` must fit [`CHUNK_CAPACITY`]; the
+    /// reader splits longer runs before calling this.
+    #[inline]
+    pub(crate) fn fill(
+        &mut self,
+        payload: &[u8],
+        status: Option<(ModemStatus, LineStatus)>,
+        arrived: Timestamp,
+        lost_before: u64,
+    ) {
+        let len = payload.len().min(CHUNK_CAPACITY);
+        self.data[..len].copy_from_slice(&payload[..len]);
+        self.start = 0;
+        self.end = len as u16;
+        self.arrived = arrived;
+        self.lost_before = lost_before;
+        match status {
+            Some((modem, line)) => {
+                self.modem = modem;
+                self.line = line;
+                self.has_status = true;
+            }
+            None => self.has_status = false,
+        }
+    }
+}
+
+impl fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Chunk")
+            .field("arrived", &self.arrived)
+            .field("payload", &self.payload())
+            .field("modem", &self.modem_status())
+            .field("line", &self.line_status())
+            .finish()
+    }
+}

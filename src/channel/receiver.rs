@@ -1,0 +1,297 @@
+//! The application end of the channel.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use mio::unix::SourceFd;
+
+use super::chunk::Chunk;
+use super::shared::Shared;
+use crate::error::{Error, Result};
+use crate::stats::new_latency_histogram;
+use crate::time::Timestamp;
+
+/// What the application receives from: a file descriptor that becomes
+/// readable when data arrives, plus blocking, non-blocking and `io::Read`
+/// access to the chunks.
+///
+/// Receiving allocates nothing and takes no lock. The time from a chunk's
+/// arrival to the moment the application takes it is recorded in the
+/// delivery-latency histogram.
+///
+/// A chunk returned by `recv_timeout`/`try_recv` is borrowed in place: it
+/// keeps its ring slot until the next receive call.
+///
+/// # With mio (or poll/epoll)
+/// Register it (it implements [`mio::event::Source`]; [`AsFd`] for other
+/// loops); on a readable event call [`try_recv`](Receiver::try_recv) until it
+/// returns `Ok(None)`. Only an empty `try_recv` re-arms the wakeup, so always
+/// drain before polling again.
+#[derive(Debug)]
+pub struct Receiver {
+    ring: rtrb::Consumer<Chunk>,
+    shared: Arc<Shared>,
+    /// The head chunk was handed out by `recv`/`try_recv`; pop it next time.
+    head_taken: bool,
+    /// The head chunk's delivery latency has been recorded.
+    head_recorded: bool,
+    /// The loss in front of the head chunk has been reported.
+    loss_reported: bool,
+    read_timeout: Option<Duration>,
+    delivery: Histogram<u64>,
+    chunks: u64,
+    bytes: u64,
+}
+
+impl Receiver {
+    pub(crate) fn new(ring: rtrb::Consumer<Chunk>, shared: Arc<Shared>) -> Receiver {
+        Receiver {
+            ring,
+            shared,
+            head_taken: false,
+            head_recorded: false,
+            loss_reported: false,
+            read_timeout: None,
+            delivery: new_latency_histogram(),
+            chunks: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Takes the next chunk, waiting up to `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`] if nothing arrived; [`Error::Overflow`] once at the
+    /// point of the stream where data was dropped (then the data after it);
+    /// [`Error::Disconnected`] after everything received has been taken.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<&Chunk> {
+        self.wait_ready(Some(timeout))?;
+        Ok(self.take_head())
+    }
+
+    /// Takes the next chunk, waiting as long as it takes.
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Receiver::recv_timeout), without the timeout.
+    pub fn recv(&mut self) -> Result<&Chunk> {
+        self.wait_ready(None)?;
+        Ok(self.take_head())
+    }
+
+    /// Takes the next chunk if one is there; `Ok(None)` if not (and the file
+    /// descriptor will become readable when one arrives).
+    ///
+    /// # Errors
+    /// [`Error::Overflow`] and [`Error::Disconnected`] as for `recv_timeout`.
+    pub fn try_recv(&mut self) -> Result<Option<&Chunk>> {
+        if !self.ready()? {
+            self.shared.bell.arm();
+            if !self.ready()? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(self.take_head()))
+    }
+
+    /// Timeout for the `io::Read` implementation (`None`, the default, blocks).
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.read_timeout = timeout;
+    }
+
+    /// Drops everything received so far without waiting; returns the number
+    /// of bytes dropped. Loss and disconnect notices are kept for the next
+    /// receive.
+    pub fn discard_pending(&mut self) -> u64 {
+        let mut dropped = 0;
+        loop {
+            match self.ready() {
+                Ok(true) => {
+                    dropped += self.take_head().payload().len() as u64;
+                }
+                // A loss notice counts as handled: the data is unwanted anyway.
+                Err(Error::Overflow { .. }) => continue,
+                _ => return dropped,
+            }
+        }
+    }
+
+    /// Time from arrival to the application taking each chunk, in nanoseconds.
+    pub fn delivery_latency(&self) -> &Histogram<u64> {
+        &self.delivery
+    }
+
+    /// Chunks and payload bytes taken by the application so far.
+    pub fn received(&self) -> (u64, u64) {
+        (self.chunks, self.bytes)
+    }
+
+    /// Prepares the head of the ring: pops the chunk handed out last time,
+    /// skips loss markers and consumed chunks, reports a loss once, and
+    /// reports the close once the ring is empty. `Ok(true)`: the head is ready.
+    fn ready(&mut self) -> Result<bool> {
+        if self.head_taken {
+            self.pop_head();
+        }
+        loop {
+            let (lost, consumed) = match self.ring.peek() {
+                Ok(chunk) => (chunk.lost_before, chunk.start == chunk.end),
+                Err(_) => {
+                    if !self.shared.closed.load(Ordering::Acquire) {
+                        return Ok(false);
+                    }
+                    // The close is published after the last chunk; look again.
+                    if !self.ring.is_empty() {
+                        continue;
+                    }
+                    let lost = self.shared.lost_at_close.swap(0, Ordering::Relaxed);
+                    return Err(if lost > 0 {
+                        Error::Overflow { lost_bytes: lost }
+                    } else {
+                        Error::Disconnected
+                    });
+                }
+            };
+            if lost > 0 && !self.loss_reported {
+                self.loss_reported = true;
+                return Err(Error::Overflow { lost_bytes: lost });
+            }
+            if consumed {
+                self.pop_head();
+                continue;
+            }
+            return Ok(true);
+        }
+    }
+
+    fn wait_ready(&mut self, timeout: Option<Duration>) -> Result<()> {
+        let start = Timestamp::now();
+        loop {
+            if self.ready()? {
+                return Ok(());
+            }
+            self.shared.bell.arm();
+            if self.ready()? {
+                return Ok(());
+            }
+            let remaining = match timeout {
+                None => None,
+                Some(t) => {
+                    let left = t.saturating_sub(start.elapsed());
+                    if left.is_zero() {
+                        return Err(Error::TimedOut {
+                            operation: "receive",
+                            after: t,
+                        });
+                    }
+                    Some(left)
+                }
+            };
+            self.shared.bell.wait(remaining)?;
+        }
+    }
+
+    /// Hands out the head chunk (which `ready()` just confirmed).
+    fn take_head(&mut self) -> &Chunk {
+        self.head_taken = true;
+        self.record_head();
+        match self.ring.peek() {
+            Ok(chunk) => chunk,
+            // ready() returned true and nothing popped since: the head exists.
+            Err(_) => unreachable!("take_head without a ready head"),
+        }
+    }
+
+    fn record_head(&mut self) {
+        if self.head_recorded {
+            return;
+        }
+        if let Ok(chunk) = self.ring.peek() {
+            let now = Timestamp::now();
+            let latency = now.saturating_since(chunk.arrived).as_nanos() as u64;
+            self.delivery.saturating_record(latency.max(1));
+            self.chunks += 1;
+            self.bytes += u64::from(chunk.end - chunk.start);
+            self.head_recorded = true;
+        }
+    }
+
+    fn pop_head(&mut self) {
+        if let Ok(slots) = self.ring.read_chunk(1) {
+            slots.commit_all();
+        }
+        self.head_taken = false;
+        self.head_recorded = false;
+        self.loss_reported = false;
+    }
+}
+
+impl io::Read for Receiver {
+    /// Blocks until at least one byte is there (or the read timeout passes),
+    /// then copies what fits. A partly read chunk stays at the head.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.wait_ready(self.read_timeout)?;
+        self.record_head();
+        let Ok(mut slots) = self.ring.read_chunk(1) else {
+            return Ok(0);
+        };
+        let chunk = &mut slots.as_mut_slices().0[0];
+        let n = buf.len().min(chunk.payload().len());
+        buf[..n].copy_from_slice(&chunk.payload()[..n]);
+        chunk.start += n as u16;
+        if chunk.start == chunk.end {
+            slots.commit_all();
+            self.head_recorded = false;
+            self.loss_reported = false;
+        }
+        Ok(n)
+    }
+}
+
+impl AsFd for Receiver {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.shared.bell.as_fd()
+    }
+}
+
+impl AsRawFd for Receiver {
+    fn as_raw_fd(&self) -> RawFd {
+        self.shared.bell.as_fd().as_raw_fd()
+    }
+}
+
+impl mio::event::Source for Receiver {
+    fn register(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        SourceFd(&self.as_raw_fd()).register(registry, token, interests)?;
+        // Data may already be queued: make the first poll report it, so the
+        // drain-until-empty rule holds from the start.
+        self.shared.bell.ring_always();
+        Ok(())
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        SourceFd(&self.as_raw_fd()).reregister(registry, token, interests)?;
+        self.shared.bell.ring_always();
+        Ok(())
+    }
+
+    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
+        SourceFd(&self.as_raw_fd()).deregister(registry)
+    }
+}

@@ -1,0 +1,109 @@
+//! A wakeup between two threads that costs the ringer a system call only when
+//! the other side is asleep.
+//!
+//! The waiter announces it is about to sleep ([`Doorbell::arm`]), checks its
+//! condition once more, then blocks on the eventfd. The ringer makes the
+//! condition true, then calls [`Doorbell::ring`], which writes the eventfd only
+//! if the waiter announced itself. The SeqCst fences on both sides form a
+//! Dekker handshake: at least one side sees the other's write, so a wakeup is
+//! never lost, and a busy waiter costs the ringer nothing but an atomic load.
+//! Used between the reader and the application, the reader and the simulated
+//! chip, and the application and the libusb event loop.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::time::Duration;
+
+use crate::sys::EventFd;
+
+/// An eventfd plus the "waiter may be asleep" flag.
+#[derive(Debug)]
+pub(crate) struct Doorbell {
+    efd: EventFd,
+    waiting: AtomicBool,
+}
+
+impl Doorbell {
+    /// A doorbell whose first ring always signals (the waiter may already be
+    /// blocked in a poll loop that never called `arm`).
+    pub(crate) fn new() -> io::Result<Doorbell> {
+        Ok(Doorbell {
+            efd: EventFd::new()?,
+            waiting: AtomicBool::new(true),
+        })
+    }
+
+    /// Ringer side, after making the condition true. Never blocks.
+    #[inline]
+    pub(crate) fn ring(&self) {
+        fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::Relaxed) && self.waiting.swap(false, Ordering::AcqRel) {
+            self.efd.signal();
+        }
+    }
+
+    /// Ringer side: signal whatever the flag says (closing, stopping).
+    pub(crate) fn ring_always(&self) {
+        self.waiting.store(false, Ordering::Relaxed);
+        self.efd.signal();
+    }
+
+    /// Waiter side, before sleeping: clear stale signals and announce the
+    /// sleep. The caller must check its condition again before blocking.
+    #[inline]
+    pub(crate) fn arm(&self) {
+        self.efd.drain();
+        self.waiting.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    /// Waiter side: block until rung or `timeout` passes (`None`: forever).
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        self.efd.wait(timeout)
+    }
+}
+
+impl AsFd for Doorbell {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.efd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    #[test]
+    fn a_waiter_is_never_left_asleep() {
+        let bell = Arc::new(Doorbell::new().unwrap());
+        let value = Arc::new(AtomicU64::new(0));
+        const N: u64 = 100_000;
+        let (b, v) = (bell.clone(), value.clone());
+        let ringer = std::thread::spawn(move || {
+            for i in 1..=N {
+                v.store(i, Ordering::Release);
+                b.ring();
+            }
+        });
+        let mut seen = 0;
+        while seen < N {
+            let now = value.load(Ordering::Acquire);
+            if now > seen {
+                seen = now;
+                continue;
+            }
+            bell.arm();
+            if value.load(Ordering::Acquire) > seen {
+                continue;
+            }
+            assert!(
+                bell.wait(Some(Duration::from_secs(5))).unwrap(),
+                "lost wakeup at {seen}"
+            );
+        }
+        ringer.join().unwrap();
+    }
+}

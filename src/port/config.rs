@@ -1,0 +1,208 @@
+//! How a port is opened: line settings, reader thread, buffers, timeouts.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::proto::{FlowControl, Interface, LineProperties};
+use crate::realtime::{RealtimeConfig, RealtimePolicy};
+
+/// Settings for opening a [`Port`](crate::Port). Every field has a default
+/// suited to the request/reply use case; change what you need with the
+/// `with_*` methods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct PortConfig {
+    /// Baud rate (default 115200). The actual rate is reported in the statistics.
+    pub baud: u32,
+    /// Data bits, parity, stop bits (default 8N1).
+    pub line: LineProperties,
+    /// Flow control (default none).
+    pub flow: FlowControl,
+    /// DTR asserted after opening (default true, as a tty open does).
+    pub dtr: bool,
+    /// RTS asserted after opening (default true).
+    pub rts: bool,
+    /// FTDI latency timer in ms, 1..=255 (default 1: a short reply is sent
+    /// within 1 ms instead of the chip's 16 ms default).
+    pub latency_timer_ms: u8,
+    /// Event character: the chip sends a packet as soon as it receives it
+    /// (default off).
+    pub event_char: Option<u8>,
+    /// Error character (default off).
+    pub error_char: Option<u8>,
+    /// Interface (channel) of a multi-channel chip (default A).
+    pub interface: Interface,
+    /// Bulk-IN transfers kept in flight, each one max packet (default 4).
+    pub transfers_in_flight: usize,
+    /// Chunks the channel holds before the reader drops data (default 1024,
+    /// about one second of packets at a 1 ms latency timer).
+    pub channel_capacity: usize,
+    /// Largest reply a transaction collects (default 4096 bytes).
+    pub reply_capacity: usize,
+    /// How the reader thread runs (default SCHED_FIFO 80 on the last CPU,
+    /// memory locked, required).
+    pub reader: RealtimeConfig,
+    /// Timeout of a write (default 1 s).
+    pub write_timeout: Duration,
+    /// Timeout of a control request (default 1 s; the kernel uses 1–5 s).
+    pub control_timeout: Duration,
+}
+
+impl Default for PortConfig {
+    fn default() -> Self {
+        PortConfig {
+            baud: 115_200,
+            line: LineProperties::EIGHT_N_ONE,
+            flow: FlowControl::None,
+            dtr: true,
+            rts: true,
+            latency_timer_ms: 1,
+            event_char: None,
+            error_char: None,
+            interface: Interface::A,
+            transfers_in_flight: 4,
+            channel_capacity: 1024,
+            reply_capacity: 4096,
+            reader: RealtimeConfig::default(),
+            write_timeout: Duration::from_secs(1),
+            control_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+impl PortConfig {
+    /// Sets the baud rate.
+    pub const fn with_baud(mut self, baud: u32) -> Self {
+        self.baud = baud;
+        self
+    }
+    /// Sets data bits, parity and stop bits.
+    pub const fn with_line(mut self, line: LineProperties) -> Self {
+        self.line = line;
+        self
+    }
+    /// Sets flow control.
+    pub const fn with_flow(mut self, flow: FlowControl) -> Self {
+        self.flow = flow;
+        self
+    }
+    /// Sets DTR and RTS after opening.
+    pub const fn with_modem_lines(mut self, dtr: bool, rts: bool) -> Self {
+        self.dtr = dtr;
+        self.rts = rts;
+        self
+    }
+    /// Sets the latency timer (1..=255 ms).
+    pub const fn with_latency_timer_ms(mut self, ms: u8) -> Self {
+        self.latency_timer_ms = ms;
+        self
+    }
+    /// Sets the event character.
+    pub const fn with_event_char(mut self, ch: Option<u8>) -> Self {
+        self.event_char = ch;
+        self
+    }
+    /// Sets the error character.
+    pub const fn with_error_char(mut self, ch: Option<u8>) -> Self {
+        self.error_char = ch;
+        self
+    }
+    /// Sets the interface of a multi-channel chip.
+    pub const fn with_interface(mut self, interface: Interface) -> Self {
+        self.interface = interface;
+        self
+    }
+    /// Sets the number of bulk-IN transfers in flight (1..=32).
+    pub const fn with_transfers_in_flight(mut self, n: usize) -> Self {
+        self.transfers_in_flight = n;
+        self
+    }
+    /// Sets the channel capacity in chunks.
+    pub const fn with_channel_capacity(mut self, chunks: usize) -> Self {
+        self.channel_capacity = chunks;
+        self
+    }
+    /// Sets the transaction reply buffer size.
+    pub const fn with_reply_capacity(mut self, bytes: usize) -> Self {
+        self.reply_capacity = bytes;
+        self
+    }
+    /// Sets how the reader thread runs.
+    pub const fn with_reader(mut self, reader: RealtimeConfig) -> Self {
+        self.reader = reader;
+        self
+    }
+    /// Runs the reader without the realtime guarantee where it is refused
+    /// (recorded in the statistics).
+    pub const fn best_effort(mut self) -> Self {
+        self.reader.policy = RealtimePolicy::BestEffort;
+        self
+    }
+    /// Sets the write timeout.
+    pub const fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+    /// Sets the control-request timeout.
+    pub const fn with_control_timeout(mut self, timeout: Duration) -> Self {
+        self.control_timeout = timeout;
+        self
+    }
+
+    /// Checks the values that have no natural type-level bound.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::InvalidConfig(what));
+        if self.latency_timer_ms == 0 {
+            return bad("latency timer must be 1..=255 ms, got 0".into());
+        }
+        if !(1..=32).contains(&self.transfers_in_flight) {
+            return bad(format!(
+                "transfers in flight must be 1..=32, got {}",
+                self.transfers_in_flight
+            ));
+        }
+        if self.channel_capacity < 2 {
+            return bad(format!(
+                "channel capacity must be at least 2 chunks, got {}",
+                self.channel_capacity
+            ));
+        }
+        if self.reply_capacity == 0 {
+            return bad("reply capacity must be at least 1 byte".into());
+        }
+        if self.write_timeout.is_zero() || self.control_timeout.is_zero() {
+            return bad("timeouts must be longer than zero".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_suit_request_reply() {
+        let c = PortConfig::default();
+        assert_eq!(
+            (c.baud, c.latency_timer_ms, c.transfers_in_flight),
+            (115_200, 1, 4)
+        );
+        assert_eq!(c.reader.priority, 80);
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        let e = PortConfig::default()
+            .with_latency_timer_ms(0)
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("latency timer"), "{e}");
+        let e = PortConfig::default()
+            .with_transfers_in_flight(0)
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("transfers in flight"), "{e}");
+    }
+}

@@ -1,0 +1,1 @@
+//! Tests of the simulated chip at the USB-packet level.

@@ -1,0 +1,91 @@
+//! Timestamps on `CLOCK_MONOTONIC`, the clock every figure in this crate uses.
+//!
+//! `std::time::Instant` reads the same clock but is opaque; a plain
+//! nanosecond count can sit in a `Copy + Default` ring slot, be subtracted
+//! without branches, and be compared across threads.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A point in time: nanoseconds of `CLOCK_MONOTONIC` (time since boot, not
+/// counting suspend). Taken when a packet completes, when a request is
+/// submitted, and when the application takes data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    /// The current time.
+    #[inline]
+    pub fn now() -> Timestamp {
+        Timestamp(crate::sys::monotonic_ns())
+    }
+
+    /// A timestamp from raw `CLOCK_MONOTONIC` nanoseconds.
+    pub const fn from_nanos(ns: u64) -> Timestamp {
+        Timestamp(ns)
+    }
+
+    /// Raw `CLOCK_MONOTONIC` nanoseconds.
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// Time from `earlier` to `self`; zero if `earlier` is later.
+    #[inline]
+    pub const fn saturating_since(self, earlier: Timestamp) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+
+    /// Time since this timestamp was taken.
+    #[inline]
+    pub fn elapsed(self) -> Duration {
+        Timestamp::now().saturating_since(self)
+    }
+
+    /// This timestamp moved forward by `d` (saturating).
+    #[inline]
+    pub const fn add(self, d: Duration) -> Timestamp {
+        let ns = d.as_nanos();
+        let ns = if ns > u64::MAX as u128 {
+            u64::MAX
+        } else {
+            ns as u64
+        };
+        Timestamp(self.0.saturating_add(ns))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{:09}",
+            self.0 / 1_000_000_000,
+            self.0 % 1_000_000_000
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monotonic_and_arithmetic() {
+        let a = Timestamp::now();
+        let b = Timestamp::now();
+        assert!(b >= a);
+        assert_eq!(
+            a.add(Duration::from_micros(5)).saturating_since(a),
+            Duration::from_micros(5)
+        );
+        assert_eq!(
+            a.saturating_since(a.add(Duration::from_secs(1))),
+            Duration::ZERO
+        );
+        assert_eq!(
+            Timestamp::from_nanos(1_500_000_001).to_string(),
+            "1.500000001"
+        );
+    }
+}

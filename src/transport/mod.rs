@@ -1,0 +1,129 @@
+//! The transport seam: what the reader thread drives, and what the port
+//! writes and configures through.
+//!
+//! A transport comes in two halves:
+//! - [`Inbound`], moved into the realtime reader thread: it waits for
+//!   completed inbound transfers and hands their bytes, timestamped, to the
+//!   shared [`Pipeline`](crate::reader::Pipeline). [`Framing`] says whether the
+//!   bytes are FTDI packets (2-byte header every max packet) or raw tty bytes,
+//!   so deframing, status tracking and the channel are written once above the seam.
+//! - [`Outbound`], kept by the application-side port: writes and settings.
+//!   The two FTDI transports (libusb and the simulated chip) share
+//!   [`ftdi::FtdiOutbound`], which turns settings into `proto::ControlRequest`s;
+//!   each only supplies a [`ftdi::ControlPipe`] (control and bulk-OUT transfers).
+//!
+//! ```text
+//!            Inbound::wait ──► Pipeline ──► channel ──► application
+//!   libusb ─┤ (transfer ring)    (proto::packets, status, stalls)
+//!   sim ────┤ (chip's IN ring)
+//!   tty ────┘ (read(2) on the tty fd; Framing::Raw)
+//! ```
+
+pub(crate) mod ftdi;
+pub(crate) mod sim;
+pub(crate) mod tty;
+pub(crate) mod usb;
+
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::proto::{FlowControl, LineProperties, LineStatus, ModemStatus};
+use crate::stats::TransportInfo;
+use crate::time::Timestamp;
+
+/// One completed inbound transfer as the reader thread sees it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Completion<'a> {
+    /// The transfer's bytes (FTDI: headers included).
+    pub(crate) data: &'a [u8],
+    /// When the reader thread saw it complete.
+    pub(crate) at: Timestamp,
+}
+
+/// How the bytes of a [`Completion`] are framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// FTDI bulk-IN: a 2-byte status header opens every max packet.
+    Ftdi {
+        /// The bulk-IN endpoint's wMaxPacketSize.
+        max_packet_size: usize,
+    },
+    /// Plain bytes (a kernel tty), no status.
+    Raw,
+}
+
+/// The inbound side stopped for good; the reason is shown to the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LinkLost(pub(crate) String);
+
+/// The reader-thread half of a transport.
+pub(crate) trait Inbound: Send + 'static {
+    /// How completions are framed.
+    fn framing(&self) -> Framing;
+
+    /// On the reader thread, before its loop: put the inbound transfers in flight.
+    fn start(&mut self) -> std::result::Result<(), LinkLost>;
+
+    /// Waits up to `timeout` for completed inbound transfers, or for the
+    /// port's wakeup, and hands each completion to `deliver` in order, then
+    /// re-arms it. Must not allocate or take a lock another thread can hold.
+    fn wait<F: FnMut(Completion<'_>)>(
+        &mut self,
+        timeout: Duration,
+        deliver: F,
+    ) -> std::result::Result<(), LinkLost>;
+
+    /// On the reader thread, last: cancel what is in flight and wait until
+    /// nothing is pending, so buffers can be freed.
+    fn shutdown(&mut self);
+}
+
+/// A setting the application can change while the port is open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Setting {
+    Baud(u32),
+    Line(LineProperties),
+    Flow(FlowControl),
+    ModemLines {
+        dtr: Option<bool>,
+        rts: Option<bool>,
+    },
+    LatencyTimer(u8),
+    EventChar(Option<u8>),
+    ErrorChar(Option<u8>),
+    Break(bool),
+    PurgeRx,
+    PurgeTx,
+}
+
+/// What applying a setting did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// Done as asked.
+    Done,
+    /// A baud rate was set; the device runs at this rate.
+    Baud(u32),
+    /// Not applicable on this transport; the note says why (kept in the statistics).
+    Skipped(String),
+}
+
+/// The application-side half of a transport.
+pub(crate) trait Outbound: Send + Sync + 'static {
+    /// Writes all of `data` or fails; returns the bytes accepted by the device
+    /// before a timeout as part of the error-free count.
+    fn write(&self, data: &[u8], timeout: Duration) -> Result<usize>;
+
+    /// Applies one setting.
+    fn apply(&self, setting: Setting) -> Result<Applied>;
+
+    /// Asks the device for its modem and line status now.
+    fn poll_status(&self) -> Result<(ModemStatus, LineStatus)>;
+
+    /// What this transport is connected to.
+    fn info(&self) -> TransportInfo;
+
+    /// Simulated chip only: how late the chip's own thread ran (ns).
+    fn chip_lateness(&self) -> Option<hdrhistogram::Histogram<u64>> {
+        None
+    }
+}

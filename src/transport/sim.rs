@@ -1,0 +1,144 @@
+//! The simulated chip behind the transport seam.
+//!
+//! [`SimInbound`] is the reader's end of the simulated bus (wait-free ring,
+//! credits, doorbells); [`SimPipe`] gives the shared FTDI layer the chip's
+//! control and bulk-OUT transfers. Everything above is the same code that
+//! drives a real adapter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::ftdi::ControlPipe;
+use super::{Completion, Framing, Inbound, LinkLost};
+use crate::doorbell::Doorbell;
+use crate::error::{Error, Result};
+use crate::proto::ControlRequest;
+use crate::sim::{HostIn, HostOut, SimHandle, TransferError};
+use crate::stats::{TransportInfo, TransportKind};
+use crate::time::Timestamp;
+
+/// The reader-thread half: completed IN packets from the chip.
+#[derive(Debug)]
+pub(crate) struct SimInbound {
+    pub(crate) host: HostIn,
+    pub(crate) wake: Arc<Doorbell>,
+    pub(crate) in_flight: u32,
+    pub(crate) max_packet_size: usize,
+}
+
+impl Inbound for SimInbound {
+    fn framing(&self) -> Framing {
+        Framing::Ftdi {
+            max_packet_size: self.max_packet_size,
+        }
+    }
+
+    fn start(&mut self) -> std::result::Result<(), LinkLost> {
+        self.host.submit(self.in_flight);
+        Ok(())
+    }
+
+    fn wait<F: FnMut(Completion<'_>)>(
+        &mut self,
+        timeout: Duration,
+        mut deliver: F,
+    ) -> std::result::Result<(), LinkLost> {
+        self.host
+            .wait(timeout, Some(&self.wake), |packet| {
+                deliver(Completion {
+                    data: packet.bytes(),
+                    at: Timestamp::now(),
+                })
+            })
+            .map(drop)
+            .map_err(|_| LinkLost("the simulated device was unplugged".into()))
+    }
+
+    fn shutdown(&mut self) {
+        // Nothing to cancel: credits die with the bus.
+    }
+}
+
+/// Control and bulk OUT to the simulated chip.
+#[derive(Debug)]
+pub(crate) struct SimPipe {
+    pub(crate) host: HostOut,
+    pub(crate) handle: SimHandle,
+    pub(crate) info: TransportInfo,
+}
+
+impl SimPipe {
+    pub(crate) fn new(
+        host: HostOut,
+        handle: SimHandle,
+        description: String,
+        max_packet_size: usize,
+        in_flight: usize,
+    ) -> SimPipe {
+        SimPipe {
+            host,
+            handle,
+            info: TransportInfo {
+                kind: TransportKind::Sim,
+                description,
+                chip: None,
+                actual_baud: None,
+                max_packet_size: Some(max_packet_size),
+                transfers_in_flight: Some(in_flight),
+                notes: Vec::new(),
+            },
+        }
+    }
+}
+
+fn usb_error(
+    e: TransferError,
+    request: Option<ControlRequest>,
+    operation: &'static str,
+    timeout: Duration,
+) -> Error {
+    match e {
+        TransferError::Stall => match request {
+            Some(request) => Error::Stall { request },
+            None => Error::Usb {
+                operation,
+                reason: "endpoint stalled".into(),
+            },
+        },
+        TransferError::NoDevice => Error::Disconnected,
+        TransferError::TimedOut { .. } => Error::TimedOut {
+            operation,
+            after: timeout,
+        },
+    }
+}
+
+impl ControlPipe for SimPipe {
+    fn control(
+        &self,
+        request: ControlRequest,
+        data: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize> {
+        self.host
+            .control(request, data, timeout)
+            .map_err(|e| usb_error(e, Some(request), "control request", timeout))
+    }
+
+    fn bulk_out(&self, data: &[u8], timeout: Duration) -> Result<usize> {
+        match self.host.bulk_out(data, timeout) {
+            Ok(n) => Ok(n),
+            // Partial progress is a short write, not an error.
+            Err(TransferError::TimedOut { transferred }) if transferred > 0 => Ok(transferred),
+            Err(e) => Err(usb_error(e, None, "write", timeout)),
+        }
+    }
+
+    fn info(&self) -> TransportInfo {
+        self.info.clone()
+    }
+
+    fn chip_lateness(&self) -> Option<hdrhistogram::Histogram<u64>> {
+        Some(self.handle.lateness())
+    }
+}
