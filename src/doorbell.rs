@@ -51,6 +51,12 @@ impl Doorbell {
 
     /// Waiter side, before sleeping: clear stale signals and announce the
     /// sleep. The caller must check its condition again before blocking.
+    ///
+    /// The drain is unconditional. Skipping it when the flag is still set
+    /// looks cheaper but is wrong: a ringer can clear the flag, be preempted,
+    /// and write its signal after the waiter re-armed, leaving a signal that
+    /// no later `arm` would drain, so every wait returns at once and the
+    /// waiter spins (`a_late_signal_is_drained_by_the_next_arm`).
     #[inline]
     pub(crate) fn arm(&self) {
         self.efd.drain();
@@ -75,6 +81,31 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::AtomicU64;
+
+    /// The interleaving that made an earlier "skip the drain" version spin:
+    /// the ringer clears the flag, the waiter re-arms, then the signal lands.
+    #[test]
+    fn a_late_signal_is_drained_by_the_next_arm() {
+        let bell = Doorbell::new().unwrap();
+        bell.arm();
+        assert!(
+            bell.waiting.swap(false, Ordering::AcqRel),
+            "the ringer takes the flag..."
+        );
+        bell.arm(); // ...the waiter arms again before the ringer signals...
+        bell.efd.signal(); // ...and the signal lands.
+        assert!(
+            bell.wait(Some(Duration::ZERO)).unwrap(),
+            "one spurious wakeup is fine"
+        );
+        bell.arm();
+        let start = std::time::Instant::now();
+        assert!(
+            !bell.wait(Some(Duration::from_millis(50))).unwrap(),
+            "a stale signal would make the waiter spin"
+        );
+        assert!(start.elapsed() >= Duration::from_millis(50));
+    }
 
     #[test]
     fn a_waiter_is_never_left_asleep() {

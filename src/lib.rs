@@ -60,14 +60,19 @@
 
 #![doc(test(attr(deny(warnings))))]
 
+#[doc(hidden)]
+pub mod bench_support;
 mod channel;
 mod doorbell;
 mod error;
+mod noise;
 mod port;
 pub mod proto;
+pub mod pty;
 mod reader;
 mod realtime;
 pub mod sim;
+mod stall_log;
 mod stats;
 mod sys;
 mod time;
@@ -76,6 +81,7 @@ mod transport;
 
 pub use channel::{CHUNK_CAPACITY, Chunk, Receiver};
 pub use error::{Error, Result};
+pub use noise::{NoiseProbe, NoiseSummary};
 pub use port::{Link, Port, PortConfig};
 pub use proto::{
     Chip, DataBits, FlowControl, Interface, LineProperties, LineStatus, ModemStatus, Parity,
@@ -88,6 +94,7 @@ pub use realtime::{
 pub use stats::{LatencySummary, LineErrorCounts, Statistics, TransportInfo, TransportKind};
 pub use time::Timestamp;
 pub use transaction::{ReplyEnd, Transaction};
+pub use transport::usb::{DeviceInfo, FTDI_VID, Selector, UsbId, list};
 
 /// The histogram type used in [`Statistics`].
 pub use hdrhistogram;

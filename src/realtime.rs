@@ -10,7 +10,7 @@
 use std::fmt;
 
 use thread_priority::{
-    RealtimeThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+    NormalThreadSchedulePolicy, RealtimeThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
     set_thread_priority_and_policy, thread_native_id,
 };
 
@@ -24,18 +24,24 @@ pub enum RealtimePolicy {
     Required,
     /// Take what is granted, run anyway, and record what is missing.
     BestEffort,
+    /// A plain SCHED_OTHER thread on any CPU, memory not locked: the
+    /// baseline to compare against (recorded as not guaranteed). A policy
+    /// or pinning inherited from a realtime creator is undone.
+    Disabled,
 }
 
 /// Which CPU the thread is pinned to.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Pinning {
     /// The highest-numbered CPU this process may use (CPU 0 usually takes
-    /// most device interrupts and housekeeping).
+    /// most device interrupts and housekeeping). "May use" is the process's
+    /// CPU set, not a pinning the calling thread inherited.
     #[default]
     LastCpu,
     /// This CPU.
     Cpu(usize),
-    /// Not pinned: the scheduler may migrate the thread.
+    /// Not pinned: the scheduler may place the thread on any CPU the process
+    /// may use (an inherited pinning is undone).
     Unpinned,
 }
 
@@ -190,11 +196,26 @@ pub enum RealtimeError {
 pub fn make_current_thread_realtime(
     config: &RealtimeConfig,
 ) -> Result<RealtimeStatus, RealtimeError> {
+    // Learn the process's CPU set before this thread is pinned.
+    let _ = sys::process_cpus();
     if !(1..=99).contains(&config.priority) {
         return Err(RealtimeError::InvalidPriority(config.priority));
     }
     let required = config.policy == RealtimePolicy::Required;
     let mut status = RealtimeStatus::default();
+    if config.policy == RealtimePolicy::Disabled {
+        // Threads inherit their creator's policy and affinity: reset both.
+        let _ = set_thread_priority_and_policy(
+            thread_native_id(),
+            ThreadPriority::Crossplatform(0u8.try_into().unwrap_or_default()),
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
+        );
+        let _ = sys::unpin();
+        status
+            .shortfalls
+            .push("realtime disabled by configuration (SCHED_OTHER)".into());
+        return Ok(status);
+    }
     let note = |status: &mut RealtimeStatus, err: RealtimeError| {
         if required {
             Err(err)
@@ -275,9 +296,19 @@ fn set_fifo(priority: u8) -> Result<(), RealtimeError> {
 }
 
 fn pin(pinning: Pinning) -> Result<Option<usize>, RealtimeError> {
-    let allowed = sys::current_affinity().unwrap_or_default();
+    let allowed = sys::process_cpus()
+        .map(<[usize]>::to_vec)
+        .unwrap_or_default();
     let cpu = match pinning {
-        Pinning::Unpinned => return Ok(None),
+        Pinning::Unpinned => {
+            return sys::unpin()
+                .map(|()| None)
+                .map_err(|e| RealtimeError::PinningFailed {
+                    cpu: 0,
+                    reason: format!("widening the affinity to every CPU failed: {e}"),
+                    allowed,
+                });
+        }
         Pinning::Cpu(cpu) => cpu,
         Pinning::LastCpu => match allowed.last() {
             Some(&cpu) => cpu,
@@ -345,6 +376,39 @@ mod tests {
         } else {
             "BEST EFFORT"
         }));
+    }
+
+    #[test]
+    fn disabled_undoes_an_inherited_realtime_policy_and_pinning() {
+        let rt = RealtimeConfig::default()
+            .with_policy(RealtimePolicy::BestEffort)
+            .with_lock_memory(false)
+            .with_pinning(Pinning::Cpu(0));
+        std::thread::spawn(move || {
+            let parent = make_current_thread_realtime(&rt).unwrap();
+            // A thread created by a realtime, pinned thread inherits both...
+            std::thread::spawn(move || {
+                let cfg = RealtimeConfig::default().with_policy(RealtimePolicy::Disabled);
+                let status = make_current_thread_realtime(&cfg).unwrap();
+                assert!(!status.guaranteed);
+                // ...and Disabled gives them back.
+                assert_eq!(
+                    thread_priority::unix::thread_schedule_policy().unwrap(),
+                    ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other)
+                );
+                if parent.cpu.is_some() {
+                    assert_eq!(
+                        sys::current_affinity().unwrap(),
+                        (0..std::thread::available_parallelism().map_or(1, |n| n.get()))
+                            .collect::<Vec<_>>()
+                    );
+                }
+            })
+            .join()
+            .unwrap();
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

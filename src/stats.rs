@@ -208,6 +208,14 @@ pub struct Statistics {
     pub transactions: u64,
     /// Transactions that missed their deadline.
     pub deadline_misses: u64,
+    /// Of those, the ones the simulated chip's own stalls explain: the reply
+    /// would have been in time had the simulation not run late. Always 0 on
+    /// real devices.
+    pub chip_late_misses: u64,
+    /// Of those, the ones a machine stall explains (the vCPU or kernel could
+    /// not run even a FIFO-99 thread; measured by a [`NoiseProbe`](crate::NoiseProbe)
+    /// watched with [`Port::watch_platform`](crate::Port::watch_platform)).
+    pub platform_late_misses: u64,
     /// Request submission to complete reply in the application's hands.
     pub transaction_latency: LatencySummary,
     /// Packet arrival to the application taking it.
@@ -251,6 +259,15 @@ pub struct Statistics {
     pub delivery_histogram: Histogram<u64>,
 }
 
+impl Statistics {
+    /// Misses of the host path: all misses minus those the simulated chip's
+    /// own stalls or measured machine stalls explain.
+    pub fn host_misses(&self) -> u64 {
+        self.deadline_misses
+            .saturating_sub(self.chip_late_misses + self.platform_late_misses)
+    }
+}
+
 impl fmt::Display for Statistics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -261,8 +278,12 @@ impl fmt::Display for Statistics {
         writeln!(f, "reader           {}", self.realtime)?;
         writeln!(
             f,
-            "transactions     {} ({} missed)",
-            self.transactions, self.deadline_misses
+            "transactions     {} ({} missed: {} host, {} simulated-chip stalls, {} machine stalls)",
+            self.transactions,
+            self.deadline_misses,
+            self.host_misses(),
+            self.chip_late_misses,
+            self.platform_late_misses
         )?;
         writeln!(f, "  latency        {}", self.transaction_latency)?;
         writeln!(f, "delivery         {}", self.delivery_latency)?;

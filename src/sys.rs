@@ -119,6 +119,30 @@ pub(crate) fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::R
     }
 }
 
+/// Sleeps until the absolute `CLOCK_MONOTONIC` time `t`.
+pub(crate) fn sleep_until(t: crate::time::Timestamp) {
+    let ns = t.as_nanos();
+    let ts = libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    };
+    loop {
+        // SAFETY: `ts` is a valid timespec; the remaining-time pointer may be
+        // null with TIMER_ABSTIME. The error number is returned, not set.
+        let rc = unsafe {
+            libc::clock_nanosleep(
+                libc::CLOCK_MONOTONIC,
+                libc::TIMER_ABSTIME,
+                &ts,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc != libc::EINTR {
+            return;
+        }
+    }
+}
+
 /// `mlockall(MCL_CURRENT | MCL_FUTURE)`: no page of this process may be
 /// swapped out or lazily faulted in behind the realtime thread's back.
 pub(crate) fn lock_all_memory() -> io::Result<()> {
@@ -165,6 +189,42 @@ pub(crate) fn current_affinity() -> io::Result<Vec<usize>> {
         .collect())
 }
 
+/// The CPUs this process may use: the calling thread's mask the first time
+/// any thread asks (before anything here pins a thread), so a `taskset` the
+/// process was started under is respected while a pinning a thread inherited
+/// from its creator is not mistaken for the process's set. Allocates once.
+pub(crate) fn process_cpus() -> io::Result<&'static [usize]> {
+    static CPUS: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+    if let Some(cpus) = CPUS.get() {
+        return Ok(cpus);
+    }
+    let cpus = current_affinity()?;
+    Ok(CPUS.get_or_init(|| cpus))
+}
+
+/// Lets the calling thread run on exactly `cpus`.
+pub(crate) fn set_affinity(cpus: &[usize]) -> io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; all-zero is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
+        // SAFETY: `cpu` is below CPU_SETSIZE, so CPU_SET stays inside `set`.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: `set` is a valid mask of the size passed; pid 0 = this thread.
+    syscall!(sched_setaffinity(
+        0,
+        std::mem::size_of::<libc::cpu_set_t>(),
+        &set
+    ))
+    .map(drop)
+}
+
+/// Lets the calling thread run on every CPU of [`process_cpus`] (a thread
+/// inherits its creator's pinning, so "unpinned" must be set).
+pub(crate) fn unpin() -> io::Result<()> {
+    set_affinity(process_cpus()?)
+}
+
 /// The CPU the calling thread runs on right now.
 pub(crate) fn current_cpu() -> Option<usize> {
     // SAFETY: sched_getcpu takes no arguments.
@@ -207,4 +267,222 @@ pub(crate) fn prefault_stack() {
     let mut block = [0u8; PREFAULT_STACK_BYTES];
     // black_box makes the zeroing observable, so every page is written.
     std::hint::black_box(&mut block);
+}
+
+// --- tty ---
+//
+// The kernel tty transport and the pty responder: descriptors handed over by
+// serialport, termios2, modem lines, break, flushing and the serial_struct
+// of TIOCGSERIAL/TIOCSSERIAL.
+
+/// Takes over the descriptor of a serialport `TTYPort` (closed on drop, with
+/// no TIOCNXCL: only the port's main descriptor owns the exclusivity).
+pub(crate) fn owned_fd_of(port: serialport::TTYPort) -> OwnedFd {
+    use std::os::fd::IntoRawFd;
+    let raw = port.into_raw_fd();
+    // SAFETY: into_raw_fd hands over the open descriptor the TTYPort owned and
+    // forgets the TTYPort, so nothing else will close it.
+    unsafe { OwnedFd::from_raw_fd(raw) }
+}
+
+/// Borrows the descriptor of a serialport `TTYPort` for the calls below.
+pub(crate) fn tty_fd(port: &serialport::TTYPort) -> BorrowedFd<'_> {
+    // SAFETY: a TTYPort holds an open descriptor from creation until it is
+    // dropped or consumed; the borrow cannot outlive `port`.
+    unsafe { BorrowedFd::borrow_raw(port.as_raw_fd()) }
+}
+
+/// Opens `path` read/write without becoming its controlling terminal,
+/// without waiting for carrier, close-on-exec. Allocates the C path.
+pub(crate) fn open_device(path: &std::path::Path) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "the path contains a NUL byte"))?;
+    // SAFETY: `c_path` is a NUL-terminated string that outlives the call; the
+    // flags need no mode argument.
+    let fd = syscall!(open(
+        c_path.as_ptr(),
+        libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC
+    ))?;
+    // SAFETY: open just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether `fd` is a terminal (isatty: TCGETS succeeds).
+pub(crate) fn is_tty(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: isatty only inspects the descriptor, which `fd` keeps open.
+    unsafe { libc::isatty(fd.as_raw_fd()) == 1 }
+}
+
+/// Sets O_NONBLOCK on the open file description (shared by every dup of it).
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: F_GETFL takes no argument and only reads the flags of our descriptor.
+    let flags = syscall!(fcntl(fd.as_raw_fd(), libc::F_GETFL))?;
+    // SAFETY: F_SETFL takes an int flag word; the descriptor is ours.
+    syscall!(fcntl(
+        fd.as_raw_fd(),
+        libc::F_SETFL,
+        flags | libc::O_NONBLOCK
+    ))
+    .map(drop)
+}
+
+/// Sets FD_CLOEXEC on a descriptor that was opened without it.
+pub(crate) fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: F_SETFD takes an int flag word; the descriptor is ours.
+    syscall!(fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC)).map(drop)
+}
+
+/// One `read(2)` into `buf`.
+pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: writes at most `buf.len()` bytes into `buf`, which is writable for that length.
+    syscall!(read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())).map(|n| n as usize)
+}
+
+/// One `write(2)` of `data`.
+pub(crate) fn write(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: reads at most `data.len()` bytes from `data`, which is readable for that length.
+    syscall!(write(fd.as_raw_fd(), data.as_ptr().cast(), data.len())).map(|n| n as usize)
+}
+
+/// The tty's termios with arbitrary baud rates (TCGETS2).
+pub(crate) fn tcgets2(fd: BorrowedFd<'_>) -> io::Result<libc::termios2> {
+    // SAFETY: termios2 is plain data; all-zero is a valid value.
+    let mut t: libc::termios2 = unsafe { std::mem::zeroed() };
+    // SAFETY: TCGETS2 writes one termios2 into `t`, which is writable and that size.
+    syscall!(ioctl(
+        fd.as_raw_fd(),
+        libc::TCGETS2,
+        &mut t as *mut libc::termios2
+    ))?;
+    Ok(t)
+}
+
+/// Applies a termios at once (TCSETS2). The kernel may adjust what it cannot
+/// do without failing: read it back with [`tcgets2`].
+pub(crate) fn tcsets2(fd: BorrowedFd<'_>, t: &libc::termios2) -> io::Result<()> {
+    // SAFETY: TCSETS2 reads one termios2 from `t`, which lives across the call.
+    syscall!(ioctl(
+        fd.as_raw_fd(),
+        libc::TCSETS2,
+        t as *const libc::termios2
+    ))
+    .map(drop)
+}
+
+/// The modem lines (TIOCMGET, `TIOCM_*` bits). ENOTTY where the driver has
+/// none (a pty).
+pub(crate) fn modem_lines(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
+    let mut bits: libc::c_int = 0;
+    // SAFETY: TIOCMGET writes one int into `bits`.
+    syscall!(ioctl(
+        fd.as_raw_fd(),
+        libc::TIOCMGET,
+        &mut bits as *mut libc::c_int
+    ))?;
+    Ok(bits)
+}
+
+/// Raises (`on`) or lowers the `TIOCM_*` output lines in `bits` (TIOCMBIS/TIOCMBIC).
+pub(crate) fn set_modem_lines(fd: BorrowedFd<'_>, bits: libc::c_int, on: bool) -> io::Result<()> {
+    let request = if on { libc::TIOCMBIS } else { libc::TIOCMBIC };
+    // SAFETY: TIOCMBIS/TIOCMBIC read one int from `bits`, which lives across the call.
+    syscall!(ioctl(fd.as_raw_fd(), request, &bits as *const libc::c_int)).map(drop)
+}
+
+/// Holds TX in break (TIOCSBRK) or releases it (TIOCCBRK).
+pub(crate) fn set_break(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let request = if on { libc::TIOCSBRK } else { libc::TIOCCBRK };
+    // SAFETY: TIOCSBRK/TIOCCBRK take no argument.
+    syscall!(ioctl(fd.as_raw_fd(), request)).map(drop)
+}
+
+/// Bytes written but not yet sent by the driver (TIOCOUTQ).
+pub(crate) fn output_queue(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ writes one int into `n`.
+    syscall!(ioctl(
+        fd.as_raw_fd(),
+        libc::TIOCOUTQ,
+        &mut n as *mut libc::c_int
+    ))?;
+    Ok(n.max(0) as usize)
+}
+
+/// Discards received (`libc::TCIFLUSH`) or unsent (`libc::TCOFLUSH`) data.
+pub(crate) fn flush(fd: BorrowedFd<'_>, queue: libc::c_int) -> io::Result<()> {
+    // SAFETY: tcflush takes the descriptor and a queue selector only.
+    syscall!(tcflush(fd.as_raw_fd(), queue)).map(drop)
+}
+
+/// `ASYNC_LOW_LATENCY` (bit 13 of `serial_struct.flags`): ftdi_sio then runs
+/// the chip's latency timer at 1 ms whatever sysfs says.
+pub(crate) const ASYNC_LOW_LATENCY: libc::c_int = 1 << 13;
+
+/// `struct serial_struct` of `<linux/serial.h>` (libc does not define it),
+/// field for field, so TIOCGSERIAL writes exactly this many bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct SerialStruct {
+    kind: libc::c_int,
+    line: libc::c_int,
+    port: libc::c_uint,
+    irq: libc::c_int,
+    flags: libc::c_int,
+    xmit_fifo_size: libc::c_int,
+    custom_divisor: libc::c_int,
+    baud_base: libc::c_int,
+    close_delay: libc::c_ushort,
+    io_type: libc::c_char,
+    reserved_char: [libc::c_char; 1],
+    hub6: libc::c_int,
+    closing_wait: libc::c_ushort,
+    closing_wait2: libc::c_ushort,
+    iomem_base: *mut libc::c_uchar,
+    iomem_reg_shift: libc::c_ushort,
+    port_high: libc::c_uint,
+    iomap_base: libc::c_ulong,
+}
+
+// The kernel copies sizeof(struct serial_struct) bytes: 72 on 64-bit, 60 on 32-bit.
+const _: () = assert!(
+    std::mem::size_of::<SerialStruct>()
+        == if cfg!(target_pointer_width = "64") {
+            72
+        } else {
+            60
+        }
+);
+
+/// Sets or clears `ASYNC_LOW_LATENCY` (TIOCGSERIAL, TIOCSSERIAL, then
+/// TIOCGSERIAL again). Returns whether the flag is now as asked: a driver may
+/// accept the call and ignore the flag. ENOTTY where the driver has no
+/// serial_struct (a pty).
+pub(crate) fn set_low_latency(fd: BorrowedFd<'_>, on: bool) -> io::Result<bool> {
+    let get = |ss: &mut SerialStruct| {
+        // SAFETY: TIOCGSERIAL writes one serial_struct into `ss`, whose layout matches the
+        // kernel's (checked by size above).
+        syscall!(ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCGSERIAL,
+            ss as *mut SerialStruct
+        ))
+        .map(drop)
+    };
+    // SAFETY: SerialStruct is plain data (a null pointer is a valid raw pointer); all-zero is valid.
+    let mut ss: SerialStruct = unsafe { std::mem::zeroed() };
+    get(&mut ss)?;
+    if on {
+        ss.flags |= ASYNC_LOW_LATENCY;
+    } else {
+        ss.flags &= !ASYNC_LOW_LATENCY;
+    }
+    // SAFETY: TIOCSSERIAL reads one serial_struct from `ss`, which lives across the call.
+    syscall!(ioctl(
+        fd.as_raw_fd(),
+        libc::TIOCSSERIAL,
+        &ss as *const SerialStruct
+    ))?;
+    get(&mut ss)?;
+    Ok((ss.flags & ASYNC_LOW_LATENCY != 0) == on)
 }

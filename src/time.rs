@@ -55,6 +55,22 @@ impl Timestamp {
     }
 }
 
+impl std::ops::Add<Duration> for Timestamp {
+    type Output = Timestamp;
+    /// Saturating: a timestamp never wraps.
+    fn add(self, d: Duration) -> Timestamp {
+        Timestamp::add(self, d)
+    }
+}
+
+impl std::ops::Sub for Timestamp {
+    type Output = Duration;
+    /// Saturating: zero if `earlier` is later.
+    fn sub(self, earlier: Timestamp) -> Duration {
+        self.saturating_since(earlier)
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

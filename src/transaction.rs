@@ -6,13 +6,18 @@
 //! complete reply is in the application's hands. A reply that is not complete
 //! by the deadline is a [`Error::DeadlineMissed`], counted, never silent.
 //!
-//! Late bytes of a missed reply must not be taken as the next reply. Two
-//! guards do that: input that arrived before a request is discarded before it
-//! is sent, and after a miss the next transaction first waits until the line
-//! has been quiet for one deadline (discarding what arrives). A device that
-//! answers later than that cannot be told apart from a fresh answer without
-//! protocol framing; use [`ReplyEnd::Until`] with a check of your protocol's
-//! sequence field for that.
+//! Late bytes of a missed reply must not be taken as the next reply. Input
+//! that arrived before a request is discarded before it is sent. After a
+//! miss, the next transaction first settles the missed reply:
+//! - with [`ReplyEnd::Length`] the missing byte count is known: exactly that
+//!   many bytes are discarded when they arrive, waiting up to ten deadlines
+//!   for them (a device that never answers costs one such wait);
+//! - with a terminator or predicate the length is unknown: input is
+//!   discarded until the line has been quiet for one deadline (at most ten).
+//!
+//! A reply later than ten deadlines cannot be told from a fresh answer
+//! without protocol framing; use [`ReplyEnd::Until`] with a check of your
+//! protocol's sequence field for that.
 
 use std::time::Duration;
 
@@ -86,13 +91,29 @@ impl Transaction<'_> {
 pub(crate) struct Transactions {
     pub(crate) count: u64,
     pub(crate) misses: u64,
+    /// Misses the simulated chip's own stalls explain (zero on real devices).
+    pub(crate) chip_late_misses: u64,
+    /// Misses a machine stall measured by the noise probe explains.
+    pub(crate) platform_late_misses: u64,
+    /// The noise probe watched, if any.
+    pub(crate) platform: Option<std::sync::Arc<crate::noise::ProbeShared>>,
     pub(crate) stale_bytes: u64,
     /// Latencies of completed replies (a missed reply that never came has
     /// no latency; it is counted in `misses`).
     pub(crate) latency: Histogram<u64>,
     buf: Vec<u8>,
-    /// The last transaction missed: wait for quiet before the next request.
-    resync: Option<Duration>,
+    /// The last transaction missed: settle its reply before the next request.
+    resync: Option<Settle>,
+}
+
+/// What is still owed by a reply that missed its deadline.
+#[derive(Clone, Copy, Debug)]
+struct Settle {
+    /// Bytes still to come, when the reply length is known.
+    owed: Option<usize>,
+    deadline: Duration,
+    /// When the missed request was submitted.
+    submitted: Timestamp,
 }
 
 impl Transactions {
@@ -100,6 +121,9 @@ impl Transactions {
         Transactions {
             count: 0,
             misses: 0,
+            chip_late_misses: 0,
+            platform_late_misses: 0,
+            platform: None,
             stale_bytes: 0,
             latency: new_latency_histogram(),
             buf: Vec::with_capacity(reply_capacity),
@@ -125,8 +149,8 @@ impl Port {
         reply: ReplyEnd<'_>,
         deadline: Duration,
     ) -> Result<Transaction<'_>> {
-        if let Some(quiet) = self.transactions.resync.take() {
-            self.wait_for_quiet(quiet)?;
+        if let Some(settle) = self.transactions.resync.take() {
+            self.settle(settle)?;
         }
         self.transactions.stale_bytes += self.receiver.discard_pending();
         self.transactions.count += 1;
@@ -135,31 +159,46 @@ impl Port {
         let submitted = Timestamp::now();
         let outcome = self.exchange(request, reply, deadline, submitted);
         let tx = &mut self.transactions;
+        let owed = match reply {
+            ReplyEnd::Length(n) => Some(n.saturating_sub(tx.buf.len())),
+            _ => None,
+        };
         match outcome {
             Ok((latency, arrival)) => {
                 tx.latency
                     .saturating_record((latency.as_nanos() as u64).max(1));
                 if latency > deadline {
+                    // Complete but late: nothing more is owed.
                     tx.misses += 1;
-                    tx.resync = Some(deadline);
+                    self.attribute(submitted, latency, deadline);
                     return Err(Error::DeadlineMissed { elapsed: latency });
                 }
                 Ok(Transaction {
-                    reply: &tx.buf,
+                    reply: &self.transactions.buf,
                     latency,
                     arrival,
                 })
             }
             Err(Error::TimedOut { .. }) => {
                 tx.misses += 1;
-                tx.resync = Some(deadline);
+                tx.stale_bytes += tx.buf.len() as u64;
+                tx.resync = Some(Settle {
+                    owed,
+                    deadline,
+                    submitted,
+                });
                 Err(Error::DeadlineMissed {
                     elapsed: submitted.elapsed(),
                 })
             }
             Err(e) => {
                 // Whatever failed, the next request must not see this reply.
-                tx.resync = Some(deadline);
+                tx.stale_bytes += tx.buf.len() as u64;
+                tx.resync = Some(Settle {
+                    owed,
+                    deadline,
+                    submitted,
+                });
                 Err(e)
             }
         }
@@ -205,14 +244,71 @@ impl Port {
         }
     }
 
-    /// Discards input until the line has been quiet for `quiet` (at most ten
-    /// such periods), so a late reply cannot pass for the next one.
-    fn wait_for_quiet(&mut self, quiet: Duration) -> Result<()> {
+    /// Tells what explains a miss whose reply took `late`: stalls of the
+    /// simulated chip, machine stalls the noise probe measured, or neither
+    /// (the host path). Stalls explain a miss only if, taken out of the
+    /// transaction's time, they bring it within the deadline; where chip and
+    /// machine stalls are needed together, the larger part names the cause.
+    fn attribute(&mut self, submitted: Timestamp, late: Duration, deadline: Duration) {
+        let end = submitted.add(late);
+        let chip = self.link.outbound.chip_stall_log();
+        let platform = self.transactions.platform.as_deref().map(|p| &p.stalls);
+        let within = |logs: &[&crate::stall_log::StallLog]| {
+            crate::stall_log::union_within(logs, submitted, end)
+        };
+        let chip_time = chip.map_or(Duration::ZERO, |c| within(&[c]));
+        let platform_time = platform.map_or(Duration::ZERO, |p| within(&[p]));
+        let both = match (chip, platform) {
+            (Some(c), Some(p)) => within(&[c, p]),
+            _ => chip_time.max(platform_time),
+        };
+        let tx = &mut self.transactions;
+        if late.saturating_sub(chip_time) <= deadline {
+            tx.chip_late_misses += 1;
+        } else if late.saturating_sub(platform_time) <= deadline {
+            tx.platform_late_misses += 1;
+        } else if late.saturating_sub(both) <= deadline {
+            if chip_time > platform_time {
+                tx.chip_late_misses += 1;
+            } else {
+                tx.platform_late_misses += 1;
+            }
+        }
+    }
+
+    /// Discards the rest of a missed reply before the next request: the
+    /// owed bytes if the length is known, else input until the line has been
+    /// quiet for one deadline; either way for at most ten deadlines.
+    ///
+    /// When the late reply shows up, the miss is checked against the
+    /// simulated chip's stalls: if the reply would have been in time without
+    /// them, the chip (not the host) explains the miss.
+    fn settle(&mut self, settle: Settle) -> Result<()> {
         let start = Timestamp::now();
-        while start.elapsed() < quiet * 10 {
-            match self.receiver.recv_timeout(quiet) {
-                Ok(chunk) => self.transactions.stale_bytes += chunk.payload().len() as u64,
-                Err(Error::TimedOut { .. }) => return Ok(()),
+        let limit = settle.deadline * 10;
+        let mut owed = settle.owed;
+        let mut first = true;
+        while owed != Some(0) {
+            let left = limit.saturating_sub(start.elapsed());
+            let wait = match owed {
+                Some(_) => left,
+                None => settle.deadline.min(left),
+            };
+            if wait.is_zero() {
+                break;
+            }
+            match self.receiver.recv_timeout(wait) {
+                Ok(chunk) => {
+                    let (n, arrived) = (chunk.payload().len(), chunk.arrived());
+                    self.transactions.stale_bytes += n as u64;
+                    owed = owed.map(|o| o.saturating_sub(n));
+                    if std::mem::take(&mut first) {
+                        let late = arrived.saturating_since(settle.submitted);
+                        self.attribute(settle.submitted, late, settle.deadline);
+                    }
+                }
+                // Quiet (unknown length) or the wait is over (known length).
+                Err(Error::TimedOut { .. }) => break,
                 Err(Error::Overflow { .. }) => {}
                 Err(e) => return Err(e),
             }

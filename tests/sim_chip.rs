@@ -1,6 +1,8 @@
 //! The simulated chip's packet stream, checked at the USB level against the
 //! rules real FTDI silicon follows (ftdi-protocol.md §4.2, §5).
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -88,7 +90,7 @@ fn check_full_packets_under_load(config: SimConfig, baud: u32, bytes: usize) {
     // This test is about packet sizes, not host scheduling: read from a
     // realtime thread with plenty of transfers in flight so the host keeps up
     // even while parallel tests load the CPUs.
-    host_realtime();
+    common::app_realtime(ftdi_rt::Pinning::Unpinned);
     let mut chip = SimChip::new(burst_device(bytes), config).unwrap();
     let mps = chip.max_packet_size();
     setup(&chip, baud, 16);
@@ -126,16 +128,6 @@ fn check_full_packets_under_load(config: SimConfig, baud: u32, bytes: usize) {
     );
     assert!(*last <= mps - 2);
     assert_eq!(chip.handle().counters().overrun_bytes, 0);
-}
-
-/// SCHED_FIFO for the calling test thread where permitted (best effort).
-fn host_realtime() {
-    let rt = ftdi_rt::RealtimeConfig::default()
-        .with_priority(60)
-        .with_pinning(ftdi_rt::Pinning::Unpinned)
-        .with_lock_memory(false)
-        .with_policy(ftdi_rt::RealtimePolicy::BestEffort);
-    ftdi_rt::make_current_thread_realtime(&rt).unwrap();
 }
 
 #[test]

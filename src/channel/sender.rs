@@ -32,6 +32,7 @@ impl Sender {
 
     /// Publishes `payload` (at most [`CHUNK_CAPACITY`] bytes) with its status
     /// and arrival time. Returns false if the ring was full and it was dropped.
+    /// The receiver is woken by [`notify`](Sender::notify), once per batch.
     #[inline]
     pub(crate) fn push(
         &mut self,
@@ -45,7 +46,6 @@ impl Sender {
                 slots.as_mut_slices().0[0].fill(payload, status, arrived, self.pending_lost);
                 slots.commit_all();
                 self.pending_lost = 0;
-                self.shared.bell.ring();
                 true
             }
             Err(_) => {
@@ -63,6 +63,12 @@ impl Sender {
     #[cfg(test)]
     pub(crate) fn slots(&self) -> usize {
         self.ring.slots()
+    }
+
+    /// Wakes the receiver if it may be asleep (after a batch of pushes).
+    #[inline]
+    pub(crate) fn notify(&self) {
+        self.shared.bell.ring();
     }
 
     /// If data was dropped and nothing has carried the news yet, pushes an

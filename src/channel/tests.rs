@@ -9,6 +9,18 @@ use crate::error::Error;
 use crate::proto::{LineStatus, ModemStatus};
 use crate::time::Timestamp;
 
+/// Pushes and wakes the receiver, as the reader does per completion.
+fn push(
+    tx: &mut Sender,
+    payload: &[u8],
+    status: Option<(ModemStatus, LineStatus)>,
+    at: Timestamp,
+) -> bool {
+    let pushed = tx.push(payload, status, at);
+    tx.notify();
+    pushed
+}
+
 fn status() -> Option<(ModemStatus, LineStatus)> {
     Some((
         ModemStatus(0x11),
@@ -20,8 +32,8 @@ fn status() -> Option<(ModemStatus, LineStatus)> {
 fn chunks_arrive_in_order_with_status_and_time() {
     let (mut tx, mut rx, _) = channel(8).unwrap();
     let t = Timestamp::now();
-    assert!(tx.push(b"abc", status(), t));
-    assert!(tx.push(b"de", None, t));
+    assert!(push(&mut tx, b"abc", status(), t));
+    assert!(push(&mut tx, b"de", None, t));
     let c = rx.recv_timeout(Duration::from_secs(1)).unwrap();
     assert_eq!(c.payload(), b"abc");
     assert_eq!(c.arrived(), t);
@@ -39,14 +51,14 @@ fn chunks_arrive_in_order_with_status_and_time() {
 fn a_full_ring_drops_and_reports_the_loss_where_it_happened() {
     let (mut tx, mut rx, shared) = channel(2).unwrap();
     let t = Timestamp::now();
-    assert!(tx.push(b"A", None, t));
-    assert!(tx.push(b"B", None, t));
-    assert!(!tx.push(b"CCC", None, t), "third chunk must not fit");
+    assert!(push(&mut tx, b"A", None, t));
+    assert!(push(&mut tx, b"B", None, t));
+    assert!(!push(&mut tx, b"CCC", None, t), "third chunk must not fit");
     assert_eq!(rx.recv_timeout(Duration::ZERO).unwrap().payload(), b"A");
     // A handed-out chunk keeps its slot until the next receive.
-    assert!(!tx.push(b"-", None, t), "A still holds its slot");
+    assert!(!push(&mut tx, b"-", None, t), "A still holds its slot");
     assert_eq!(rx.try_recv().unwrap().unwrap().payload(), b"B");
-    assert!(tx.push(b"D", None, t));
+    assert!(push(&mut tx, b"D", None, t));
     match rx.try_recv() {
         Err(Error::Overflow { lost_bytes }) => assert_eq!(lost_bytes, 4),
         other => panic!("expected Overflow, got {other:?}"),
@@ -64,8 +76,8 @@ fn a_full_ring_drops_and_reports_the_loss_where_it_happened() {
 fn a_loss_with_no_later_data_is_still_reported() {
     let (mut tx, mut rx, _) = channel(1).unwrap();
     let t = Timestamp::now();
-    assert!(tx.push(b"A", None, t));
-    assert!(!tx.push(b"BB", None, t));
+    assert!(push(&mut tx, b"A", None, t));
+    assert!(!push(&mut tx, b"BB", None, t));
     assert_eq!(rx.try_recv().unwrap().unwrap().payload(), b"A");
     tx.flush_loss(); // the ring is still full (A is held): the notice waits
     assert!(rx.try_recv().unwrap().is_none());
@@ -84,8 +96,8 @@ fn a_loss_with_no_later_data_is_still_reported() {
 fn closing_delivers_everything_then_disconnected_and_reports_final_loss() {
     let (mut tx, mut rx, _) = channel(1).unwrap();
     let t = Timestamp::now();
-    assert!(tx.push(b"last", None, t));
-    assert!(!tx.push(b"lost", None, t));
+    assert!(push(&mut tx, b"last", None, t));
+    assert!(!push(&mut tx, b"lost", None, t));
     tx.close();
     assert_eq!(rx.try_recv().unwrap().unwrap().payload(), b"last");
     assert!(matches!(
@@ -146,7 +158,7 @@ fn the_fd_becomes_readable_when_a_chunk_arrives() {
         crate::sys::poll(&mut fds, Some(Duration::ZERO)).unwrap() == 1
     };
     assert!(!readable(&rx), "empty and drained: not readable");
-    tx.push(b"x", None, Timestamp::now());
+    push(&mut tx, b"x", None, Timestamp::now());
     assert!(readable(&rx));
     assert_eq!(rx.try_recv().unwrap().unwrap().payload(), b"x");
     assert!(rx.try_recv().unwrap().is_none());
@@ -157,8 +169,8 @@ fn the_fd_becomes_readable_when_a_chunk_arrives() {
 fn io_read_splits_and_joins_chunks() {
     let (mut tx, mut rx, _) = channel(8).unwrap();
     let t = Timestamp::now();
-    tx.push(b"hello ", None, t);
-    tx.push(b"world", None, t);
+    push(&mut tx, b"hello ", None, t);
+    push(&mut tx, b"world", None, t);
     let mut buf = [0u8; 4];
     assert_eq!(rx.read(&mut buf).unwrap(), 4);
     assert_eq!(&buf, b"hell");
@@ -185,7 +197,7 @@ fn mio_reports_data_and_the_drain_rule_rearms() {
             while tx.slots() == 0 {
                 thread::yield_now();
             }
-            assert!(tx.push(&[i], None, Timestamp::now()));
+            assert!(push(&mut tx, &[i], None, Timestamp::now()));
             if i % 50 == 0 {
                 thread::sleep(Duration::from_millis(5));
             }
@@ -223,12 +235,12 @@ fn no_wakeup_is_lost_under_stress() {
         let mut next = 0u32;
         while next < N {
             if tx.slots() > 0 {
-                assert!(tx.push(&next.to_le_bytes(), None, Timestamp::now()));
+                assert!(push(&mut tx, &next.to_le_bytes(), None, Timestamp::now()));
                 next += 1;
             } else {
                 std::hint::spin_loop();
             }
-            if next % 1000 == 0 {
+            if next.is_multiple_of(1000) {
                 thread::yield_now();
             }
         }

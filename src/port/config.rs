@@ -5,11 +5,12 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::proto::{FlowControl, Interface, LineProperties};
 use crate::realtime::{RealtimeConfig, RealtimePolicy};
+use crate::transport::usb::UsbId;
 
 /// Settings for opening a [`Port`](crate::Port). Every field has a default
 /// suited to the request/reply use case; change what you need with the
 /// `with_*` methods.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
 pub struct PortConfig {
     /// Baud rate (default 115200). The actual rate is reported in the statistics.
@@ -46,6 +47,9 @@ pub struct PortConfig {
     pub write_timeout: Duration,
     /// Timeout of a control request (default 1 s; the kernel uses 1–5 s).
     pub control_timeout: Duration,
+    /// USB vendor/product IDs to accept besides FTDI's 0x0403 (adapters
+    /// with a custom ID in their EEPROM). Empty by default.
+    pub usb_ids: Vec<UsbId>,
 }
 
 impl Default for PortConfig {
@@ -66,86 +70,93 @@ impl Default for PortConfig {
             reader: RealtimeConfig::default(),
             write_timeout: Duration::from_secs(1),
             control_timeout: Duration::from_secs(1),
+            usb_ids: Vec::new(),
         }
     }
 }
 
 impl PortConfig {
     /// Sets the baud rate.
-    pub const fn with_baud(mut self, baud: u32) -> Self {
+    pub fn with_baud(mut self, baud: u32) -> Self {
         self.baud = baud;
         self
     }
     /// Sets data bits, parity and stop bits.
-    pub const fn with_line(mut self, line: LineProperties) -> Self {
+    pub fn with_line(mut self, line: LineProperties) -> Self {
         self.line = line;
         self
     }
     /// Sets flow control.
-    pub const fn with_flow(mut self, flow: FlowControl) -> Self {
+    pub fn with_flow(mut self, flow: FlowControl) -> Self {
         self.flow = flow;
         self
     }
     /// Sets DTR and RTS after opening.
-    pub const fn with_modem_lines(mut self, dtr: bool, rts: bool) -> Self {
+    pub fn with_modem_lines(mut self, dtr: bool, rts: bool) -> Self {
         self.dtr = dtr;
         self.rts = rts;
         self
     }
     /// Sets the latency timer (1..=255 ms).
-    pub const fn with_latency_timer_ms(mut self, ms: u8) -> Self {
+    pub fn with_latency_timer_ms(mut self, ms: u8) -> Self {
         self.latency_timer_ms = ms;
         self
     }
     /// Sets the event character.
-    pub const fn with_event_char(mut self, ch: Option<u8>) -> Self {
+    pub fn with_event_char(mut self, ch: Option<u8>) -> Self {
         self.event_char = ch;
         self
     }
     /// Sets the error character.
-    pub const fn with_error_char(mut self, ch: Option<u8>) -> Self {
+    pub fn with_error_char(mut self, ch: Option<u8>) -> Self {
         self.error_char = ch;
         self
     }
     /// Sets the interface of a multi-channel chip.
-    pub const fn with_interface(mut self, interface: Interface) -> Self {
+    pub fn with_interface(mut self, interface: Interface) -> Self {
         self.interface = interface;
         self
     }
     /// Sets the number of bulk-IN transfers in flight (1..=32).
-    pub const fn with_transfers_in_flight(mut self, n: usize) -> Self {
+    pub fn with_transfers_in_flight(mut self, n: usize) -> Self {
         self.transfers_in_flight = n;
         self
     }
     /// Sets the channel capacity in chunks.
-    pub const fn with_channel_capacity(mut self, chunks: usize) -> Self {
+    pub fn with_channel_capacity(mut self, chunks: usize) -> Self {
         self.channel_capacity = chunks;
         self
     }
     /// Sets the transaction reply buffer size.
-    pub const fn with_reply_capacity(mut self, bytes: usize) -> Self {
+    pub fn with_reply_capacity(mut self, bytes: usize) -> Self {
         self.reply_capacity = bytes;
         self
     }
     /// Sets how the reader thread runs.
-    pub const fn with_reader(mut self, reader: RealtimeConfig) -> Self {
+    pub fn with_reader(mut self, reader: RealtimeConfig) -> Self {
         self.reader = reader;
         self
     }
     /// Runs the reader without the realtime guarantee where it is refused
     /// (recorded in the statistics).
-    pub const fn best_effort(mut self) -> Self {
+    pub fn best_effort(mut self) -> Self {
         self.reader.policy = RealtimePolicy::BestEffort;
         self
     }
     /// Sets the write timeout.
-    pub const fn with_write_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
         self.write_timeout = timeout;
         self
     }
     /// Sets the control-request timeout.
-    pub const fn with_control_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_control_timeout(mut self, timeout: Duration) -> Self {
         self.control_timeout = timeout;
+        self
+    }
+
+    /// Also accepts devices with this vendor/product ID.
+    pub fn with_usb_id(mut self, vendor: u16, product: u16) -> Self {
+        self.usb_ids.push(UsbId { vendor, product });
         self
     }
 

@@ -96,6 +96,35 @@ impl Port {
         )
     }
 
+    /// Opens a port on a kernel tty (`/dev/ttyUSB0`, `/dev/ttyACM0`, a pty):
+    /// the baseline to compare the userspace driver against, and the fallback
+    /// for ports that are not FTDI. Same API, same reader, same accounting;
+    /// received bytes carry no FTDI status.
+    ///
+    /// # Errors
+    /// [`Error::NotATty`], [`Error::Tty`] (missing path, busy, permission),
+    /// [`Error::Unsupported`]/[`Error::SettingRejected`] naming a setting the
+    /// tty cannot take, or the reader's realtime setup being refused.
+    pub fn open_tty(path: impl AsRef<std::path::Path>, config: &PortConfig) -> Result<Port> {
+        config.validate()?;
+        crate::transport::tty::open(path.as_ref(), config)
+    }
+
+    /// Opens an FTDI adapter through the userspace libusb driver: detaches
+    /// ftdi_sio from the interface (re-attached on close), configures the
+    /// chip, and starts the realtime reader with
+    /// [`PortConfig::transfers_in_flight`] single-packet transfers in flight.
+    ///
+    /// # Errors
+    /// [`Error::UsbUnavailable`] (no usbfs), [`Error::NotFound`] listing what
+    /// was found, [`Error::PermissionDenied`] (install the udev rule),
+    /// [`Error::Busy`], a setting the chip refuses, or the reader's realtime
+    /// setup being refused.
+    pub fn open_usb(selector: &crate::Selector, config: &PortConfig) -> Result<Port> {
+        config.validate()?;
+        crate::transport::usb::open(selector, config)
+    }
+
     /// The common second half of every `open_*`: applies the settings, builds
     /// the channel and starts the reader.
     pub(crate) fn assemble<I: Inbound>(
@@ -165,6 +194,13 @@ impl Port {
         (&mut self.receiver, &self.link)
     }
 
+    /// Attributes deadline misses that a machine stall measured by `probe`
+    /// explains (see [`NoiseProbe`](crate::NoiseProbe)); they are counted in
+    /// [`Statistics::platform_late_misses`] instead of the host path's.
+    pub fn watch_platform(&mut self, probe: &crate::NoiseProbe) {
+        self.transactions.platform = Some(probe.shared());
+    }
+
     /// How the reader thread runs (guaranteed realtime or best effort).
     pub fn realtime(&self) -> &RealtimeStatus {
         &self.realtime
@@ -178,6 +214,8 @@ impl Port {
         Statistics {
             transactions: self.transactions.count,
             deadline_misses: self.transactions.misses,
+            chip_late_misses: self.transactions.chip_late_misses,
+            platform_late_misses: self.transactions.platform_late_misses,
             transaction_latency: LatencySummary::from_histogram(&self.transactions.latency),
             delivery_latency: LatencySummary::from_histogram(self.receiver.delivery_latency()),
             packets: load(&c.packets),

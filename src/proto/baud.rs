@@ -17,15 +17,34 @@
 //!
 //! # How a divisor is chosen
 //!
-//! [`baud_divisor`] reproduces libftdi's `ftdi_convert_baudrate` choice
-//! (`ftdi_to_clkbits`, `ftdi_to_clkbits_AM`; ftdi-protocol.md §3.2) for every
-//! chip and every rate, bit for bit in wValue and in the fraction/clock bits
-//! of wIndex. HP and HA parts, which libftdi does not know, are treated like
-//! its H types. Only the *placement* of those bits in wIndex differs from
-//! libftdi: it follows the Linux driver (see [`Chip::has_channel_byte`]).
+//! [`baud_divisor`] decides in two steps:
 //!
-//! libftdi's choice is "nearest" in the following sense, which is what the
-//! property tests check:
+//! 1. It takes libftdi's choice, [`choose_divisor`], and sends it if its
+//!    rate is within [`BAUD_TOLERANCE_PERCENT`] of the request (inclusive).
+//! 2. Otherwise it takes the legal divisor whose *rate* is nearest to the
+//!    request, [`nearest_divisor`], and sends it if that is within 3 %;
+//!    if not, it returns a [`BaudError`] naming that nearest rate.
+//!
+//! Step 2 only ever sends a divisor in the three windows of the table
+//! below. **Everywhere else the divisor sent is libftdi's, bit for bit** in
+//! wValue and in the fraction/clock bits of wIndex, for every chip and rate;
+//! elsewhere step 2 only picks the rate an error names. HP and HA parts,
+//! which libftdi does not know, are treated like its H types. Only the
+//! *placement* of those bits in wIndex differs from libftdi: it follows the
+//! Linux driver (see [`Chip::has_channel_byte`]).
+//!
+//! So no legal divisor could improve on the 3 % verdict, and an error
+//! always names the nearest rate. The divisor sent is not always the
+//! nearest *rate*, though: where libftdi's choice passes it is kept even if
+//! another legal rate is nearer (its bit-time rounding, case 1 below:
+//! 10 361 integer rates on a 3 MHz-base chip, 41 491 on H class, all within
+//! 3 % either way), since that is what keeps every libftdi vector exact.
+//!
+//! # libftdi's choice
+//!
+//! [`choose_divisor`] reproduces libftdi's `ftdi_convert_baudrate`
+//! (`ftdi_to_clkbits`, `ftdi_to_clkbits_AM`; ftdi-protocol.md §3.2). It is
+//! "nearest" in the following sense, which the property tests check:
 //!
 //! 1. **Below base/2** (1.5 MBd, or 6 MBd on the 12 MHz base) it rounds the
 //!    exact divisor `x = base * 8 / baud` (in eighths) to the nearest
@@ -34,7 +53,8 @@
 //!    `(k + k/(2k+1), k + 1/2)` the larger neighbour `k + 1` is nearer than
 //!    the chosen `k`. The windows narrow as the divisor grows: about 1300 Bd
 //!    wide at k = 16 (≈1.455 MBd), under 1 Bd below ≈110 kBd. Only the
-//!    k = 16 window changes the 3 % verdict (see below).
+//!    k = 16 window changes the 3 % verdict (see below); in the others the
+//!    bit-time choice is kept, as it passes.
 //! 2. **From base/2 up to base** it takes the fastest of the three special
 //!    rates (base, base/1.5, base/2) that is not faster than the request,
 //!    rather than the nearest one. These are the only legal rates above
@@ -48,24 +68,38 @@
 //!    are at least as near), the 3 MHz base below. The kernel switches at
 //!    1200 Bd instead; both are exact on the standard rates.
 //!
-//! # The 3 % rule, and where it disagrees with "nearest"
+//! # Where we deliberately differ from libftdi
 //!
-//! The result is `Ok` if the chosen rate is within [`BAUD_TOLERANCE_PERCENT`]
-//! of the request (inclusive), else [`BaudError`] naming the chosen rate.
-//! Because the choice is libftdi's, some requests fail although another
-//! legal rate would pass. An exhaustive sweep of every integer rate
-//! (`tests/proto_baud_props.rs`) finds exactly these, on every 3 MHz-base
-//! chip (BM, FT2232C, FT232R, FT-X) and, times four, on H-class chips:
+//! An exhaustive sweep of every integer rate (`tests/proto_baud_props.rs`)
+//! finds exactly these rates where libftdi's choice is more than 3 % off
+//! although another legal rate is within 3 %, on every 3 MHz-base chip (BM,
+//! FT2232C, FT232R, FT-X) and, times four, on H-class chips. There
+//! [`baud_divisor`] sends the nearest rate instead of libftdi's:
 //!
-//! | 3 MHz base | H class | libftdi's rate | a legal rate within 3 % |
+//! | 3 MHz base | H class | libftdi's rate | ours |
 //! |---|---|---|---|
-//! | 1 454 546 ..= 1 455 427 | 5 818 182 ..= 5 821 710 | 1.5 M / 6 M (+3.06..+3.13 %) | 1 411 765 / 5 647 059 (−2.94..−3.00 %), case 1 |
-//! | 1 941 748 ..= 1 999 999 | 7 766 991 ..= 7 999 999 | 1.5 M / 6 M | 2 M / 8 M, case 2 |
-//! | 2 912 622 ..= 2 999 999 | 11 650 486 ..= 11 999 999 | 2 M / 8 M | 3 M / 12 M, case 2 |
+//! | 1 454 546 ..= 1 455 427 | 5 818 182 ..= 5 821 710 | 1.5 M / 6 M (+3.06..+3.12 %), case 1 | 1 411 765 / 5 647 059 (−2.94..−3.00 %) |
+//! | 1 941 748 ..= 1 999 999 | 7 766 991 ..= 7 999 999 | 1.5 M / 6 M (−22.8..−25.0 %), case 2 | 2 M / 8 M (+0.00..+3.00 %) |
+//! | 2 912 622 ..= 2 999 999 | 11 650 486 ..= 11 999 999 | 2 M / 8 M (−31.3..−33.3 %), case 2 | 3 M / 12 M (+0.00..+3.00 %) |
 //!
-//! libftdi itself (5 % tolerance) sends the first row's divisor and refuses
-//! the other two. The AM has no such window: apart from case 3's exception,
-//! where both candidates are more than 12 % off, its choice is the nearest.
+//! Why: in the first row libftdi rounds the divisor (≈2.062, just below
+//! 2.0625) to the nearest bit time, 2.0, whose rate is 3.06..3.12 % fast,
+//! while 2.125 is only 2.94..3.00 % slow; libftdi's own 5 % rule accepts
+//! and sends its off-by-3 % divisor. In the other two it snaps down to a
+//! slower special rate that is 22.8..33.3 % slow, which libftdi's 5 % rule
+//! refuses, although the next faster special rate is within 3 %. Sending
+//! the nearer divisor there turns a refusal into a rate that works (rows 2
+//! and 3) or keeps the error within 3 % (row 1), and changes nothing
+//! libftdi accepts within 3 %. (libftdi's own `test/baudrate.cpp` has one
+//! rate in a window, 1 454 546 Bd, times four on H-class chips: the first
+//! rate of the first row. [`choose_divisor`] still matches it bit for bit.)
+//!
+//! The AM has no such window: apart from case 3's exception, where both
+//! candidates are more than 12 % off, its choice is the nearest.
+//!
+//! When even the nearest rate is more than 3 % off, the error names it,
+//! which can differ from libftdi's choice: 2.6 MBd on a 3 MHz-base chip
+//! names 3 MBd (+15.4 %) where libftdi would pick 2 MBd (−23.1 %).
 //!
 //! # Edge cases
 //!
@@ -74,7 +108,8 @@
 //!   "hang up"; that is a transport decision, not a divisor.)
 //! - Rates above [`Chip::max_baud_rate`] get divisor 1, the fastest rate,
 //!   and pass or fail by the 3 % rule like any other (so up to 3 092 783 Bd
-//!   is accepted as 3 MBd). Arithmetic is in `u64`: no input overflows.
+//!   is accepted as 3 MBd). Arithmetic is in `u64`/`u128`: no input
+//!   overflows.
 //! - Rates below the slowest legal one (≈183.1 Bd) get the largest divisor
 //!   and likewise pass or fail by the 3 % rule.
 
@@ -129,8 +164,8 @@ pub struct BaudDivisor {
 pub struct BaudError {
     /// The rate asked for.
     pub requested: u32,
-    /// The rate the chosen divisor gives (see the module docs for how it is
-    /// chosen).
+    /// The nearest rate the chip can run at, rounded half up to whole baud:
+    /// the rate of [`nearest_divisor`]. No legal divisor is nearer in rate.
     pub nearest: u32,
     /// `(nearest - requested) / requested * 100`; `+inf` when `requested`
     /// is 0.
@@ -247,22 +282,28 @@ pub struct InvalidDivisor {
 
 /// Chooses the divisor for `baud` on `chip` and encodes it for `interface`.
 ///
-/// The choice is libftdi's (see the module docs for what that means and the
-/// few rates where it is not the nearest). `interface` only matters on chips
-/// with a channel byte; it is not checked against [`Chip::interfaces`],
-/// which is the caller's job.
+/// The divisor is libftdi's choice ([`choose_divisor`]) whenever that is
+/// within [`BAUD_TOLERANCE_PERCENT`]; otherwise the [`nearest_divisor`], if
+/// that is within 3 % (see the module docs: this differs from libftdi in
+/// three narrow windows only). `interface` only matters on chips with a
+/// channel byte; it is not checked against [`Chip::interfaces`], which is
+/// the caller's job.
 ///
 /// # Errors
 ///
-/// [`BaudError`] if the chosen rate is more than [`BAUD_TOLERANCE_PERCENT`]
-/// off, including `baud == 0` (infinitely off) and rates more than 3 % above
-/// [`Chip::max_baud_rate`]. Never panics.
+/// [`BaudError`], naming the nearest rate the chip can run at, if no legal
+/// divisor is within [`BAUD_TOLERANCE_PERCENT`]: including `baud == 0`
+/// (infinitely off) and rates more than 3 % above [`Chip::max_baud_rate`].
+/// Never panics.
 pub fn baud_divisor(chip: Chip, interface: Interface, baud: u32) -> Result<BaudDivisor, BaudError> {
-    let divisor = choose_divisor(chip, baud);
+    let libftdi = choose_divisor(chip, baud);
+    let divisor = if within_tolerance(libftdi.actual(), baud) {
+        libftdi
+    } else {
+        nearest_divisor(chip, baud)
+    };
     let actual = divisor.actual();
-    let within = u64::from(actual.abs_diff(baud)) * 100
-        <= u64::from(BAUD_TOLERANCE_PERCENT) * u64::from(baud);
-    if !within {
+    if !within_tolerance(actual, baud) {
         // Division by zero is intended here: baud 0 reports +inf.
         let error_percent = (f64::from(actual) - f64::from(baud)) / f64::from(baud) * 100.0;
         return Err(BaudError {
@@ -271,8 +312,8 @@ pub fn baud_divisor(chip: Chip, interface: Interface, baud: u32) -> Result<BaudD
             error_percent,
         });
     }
-    // `choose_divisor` only returns legal divisors, so `encode` succeeds; the
-    // fallback keeps this path panic-free regardless.
+    // Both choices are always legal, so `encode` succeeds; the fallback
+    // keeps this path panic-free regardless.
     match divisor.encode(chip, interface) {
         Some((value, index)) => Ok(BaudDivisor {
             value,
@@ -287,12 +328,110 @@ pub fn baud_divisor(chip: Chip, interface: Interface, baud: u32) -> Result<BaudD
     }
 }
 
-/// libftdi's divisor choice for `baud` on `chip`, without the tolerance
-/// check of [`baud_divisor`] (see the module docs). Always
+/// libftdi's raw divisor choice for `baud` on `chip`: what
+/// `ftdi_convert_baudrate` picks, bit for bit, without any tolerance check
+/// and without [`baud_divisor`]'s fallback to the [`nearest_divisor`] (see
+/// the module docs for how, and where, the two differ). Always
 /// [legal](Divisor::is_legal_for) on `chip`. `baud == 0` is treated as 1 Bd,
 /// giving the slowest divisor (≈183.1 Bd).
 pub fn choose_divisor(chip: Chip, baud: u32) -> Divisor {
     choose(chip, baud.max(1))
+}
+
+/// The [legal](Divisor::is_legal_for) divisor for `chip` whose exact rate
+/// is nearest to `baud`, over every base the chip has (3 MHz, and 12 MHz on
+/// H-class chips) and, on the AM, only its fractions (up to 16383.5, which
+/// libftdi never uses).
+///
+/// Ties between two different rates equally far from `baud` go to the
+/// *lower* rate (2.5 MBd on a 3 MHz-base chip gives 2 MBd, not 3 MBd). When
+/// both bases give the same rate, the 12 MHz one is returned, as libftdi
+/// uses it wherever both can. `baud == 0` is treated as 1 Bd, giving the
+/// slowest legal rate (≈183.1 Bd).
+///
+/// Since the rounded rate ([`Divisor::actual`]) is monotone in the exact
+/// one, no legal divisor has a nearer rounded rate either, so this is the
+/// best any divisor can do against the 3 % rule. It looks at no more than
+/// two candidates per base: the legal divisors just at or below and just
+/// above the exact divisor.
+pub fn nearest_divisor(chip: Chip, baud: u32) -> Divisor {
+    let baud = baud.max(1);
+    let am = matches!(chip, Chip::Am);
+    let bases: &[u32] = if chip.is_high_speed() {
+        &[BASE_3MHZ, BASE_12MHZ]
+    } else {
+        &[BASE_3MHZ]
+    };
+    // The slowest legal rate is a fine start: it is replaced by any nearer
+    // candidate, and the candidates always include the nearest.
+    let mut best = Divisor {
+        base_hz: BASE_3MHZ,
+        eighths: legal_at_or_below(am, MAX_EIGHTHS).unwrap_or(8),
+    };
+    for &base_hz in bases {
+        // The exact divisor is base * 8 / baud eighths; the nearest rate on
+        // this base is one of the legal divisors that bracket it.
+        let floor = u32::try_from(u64::from(base_hz) * 8 / u64::from(baud)).unwrap_or(u32::MAX);
+        let below = legal_at_or_below(am, floor);
+        let above = legal_at_or_above(am, floor.saturating_add(1));
+        for eighths in [below, above].into_iter().flatten() {
+            let candidate = Divisor { base_hz, eighths };
+            if preferable(candidate, best, baud) {
+                best = candidate;
+            }
+        }
+    }
+    best
+}
+
+/// Whether `a` is strictly preferable to `b` as the nearest divisor for
+/// `baud` (at least 1): nearer in exact rate; equally near and slower; or
+/// the same rate on the 12 MHz base.
+fn preferable(a: Divisor, b: Divisor, baud: u32) -> bool {
+    let baud = u128::from(baud);
+    let (ka, ea) = (8 * u128::from(a.base_hz), u128::from(a.eighths));
+    let (kb, eb) = (8 * u128::from(b.base_hz), u128::from(b.eighths));
+    // |ka/ea - baud| against |kb/eb - baud|, both scaled by ea * eb: at
+    // most 2^27 * 2^32 * 2^17, far inside u128.
+    let dist_a = ka.abs_diff(baud * ea) * eb;
+    let dist_b = kb.abs_diff(baud * eb) * ea;
+    // ka/ea against kb/eb, likewise.
+    let (rate_a, rate_b) = (ka * eb, kb * ea);
+    dist_a < dist_b
+        || (dist_a == dist_b && (rate_a < rate_b || (rate_a == rate_b && a.base_hz > b.base_hz)))
+}
+
+/// The largest legal divisor (in eighths) at or below `eighths`, if any.
+fn legal_at_or_below(am: bool, eighths: u32) -> Option<u32> {
+    match eighths {
+        0..8 => None,
+        8..12 => Some(8),
+        12..16 => Some(if am { 8 } else { 12 }),
+        _ if am => Some(am_fraction_down(eighths.min(MAX_EIGHTHS))),
+        _ => Some(eighths.min(MAX_EIGHTHS)),
+    }
+}
+
+/// The smallest legal divisor (in eighths) at or above `eighths`, if any.
+fn legal_at_or_above(am: bool, eighths: u32) -> Option<u32> {
+    const UP: [u32; 8] = [0, 0, 0, 1, 0, 3, 2, 1];
+    match eighths {
+        0..=8 => Some(8),
+        9..=12 if !am => Some(12),
+        9..=16 => Some(16),
+        _ if eighths > MAX_EIGHTHS => None,
+        // AM fractions: the largest, 16383.5, is below MAX_EIGHTHS, so
+        // anything above it has no AM-legal divisor at or above.
+        _ if am => Some(eighths + UP[(eighths & 7) as usize]).filter(|&e| e <= MAX_EIGHTHS),
+        _ => Some(eighths),
+    }
+}
+
+/// Whether `actual` is within [`BAUD_TOLERANCE_PERCENT`] of `requested`
+/// (inclusive); never for `requested == 0` unless `actual` is 0 too.
+fn within_tolerance(actual: u32, requested: u32) -> bool {
+    u64::from(actual.abs_diff(requested)) * 100
+        <= u64::from(BAUD_TOLERANCE_PERCENT) * u64::from(requested)
 }
 
 /// Decodes SET_BAUDRATE's wValue/wIndex the way `chip` would.

@@ -133,6 +133,15 @@ pub struct LineProperties {
 }
 
 impl LineProperties {
+    /// Line properties from their three parts.
+    pub const fn new(data_bits: DataBits, parity: Parity, stop_bits: StopBits) -> LineProperties {
+        LineProperties {
+            data_bits,
+            parity,
+            stop_bits,
+        }
+    }
+
     /// 8 data bits, no parity, 1 stop bit: the default almost everywhere.
     pub const EIGHT_N_ONE: LineProperties = LineProperties {
         data_bits: DataBits::Eight,
@@ -206,11 +215,7 @@ mod tests {
     use super::*;
 
     fn lp(data_bits: DataBits, parity: Parity, stop_bits: StopBits) -> LineProperties {
-        LineProperties {
-            data_bits,
-            parity,
-            stop_bits,
-        }
+        LineProperties::new(data_bits, parity, stop_bits)
     }
 
     #[test]

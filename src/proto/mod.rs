@@ -6,8 +6,10 @@
 //!
 //! - [`Chip`] and [`Interface`]: chip families (identified by `bcdDevice`)
 //!   and their channels, endpoints and per-family facts.
-//! - [`baud_divisor`] / [`decode_divisor`]: the baud divisor, chosen exactly
-//!   as libftdi chooses it and encoded per the Linux driver's wIndex rule.
+//! - [`baud_divisor`] / [`decode_divisor`]: the baud divisor, chosen as
+//!   libftdi chooses it (except in three narrow windows where libftdi's
+//!   choice fails the 3 % rule and the nearest rate passes) and encoded per
+//!   the Linux driver's wIndex rule.
 //! - [`ControlRequest`]: every vendor request a UART driver sends, and
 //!   [`ControlRequest::decode`] to turn one back into a [`Request`].
 //! - [`packets`]: splitting a bulk-IN transfer into [`Packet`]s, each with
@@ -28,7 +30,7 @@ mod status;
 
 pub use baud::{
     BAUD_TOLERANCE_PERCENT, BaudDivisor, BaudError, Divisor, InvalidDivisor, baud_divisor,
-    choose_divisor, decode_divisor,
+    choose_divisor, decode_divisor, nearest_divisor,
 };
 pub use chip::Chip;
 pub use interface::{Interface, ParseInterfaceError};

@@ -91,6 +91,8 @@ impl Pipeline {
                 }
             }
         }
+        // One wakeup per completed transfer, however many chunks it held.
+        self.sender.notify();
     }
 
     fn on_packet(&mut self, packet: Packet<'_>, at: Timestamp) {

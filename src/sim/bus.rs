@@ -91,6 +91,7 @@ pub(crate) enum Command {
     InjectLineError(LineStatus),
     SetModemLines(ModemLines),
     UnplugAt(Timestamp),
+    Stall(Duration),
     Shutdown,
 }
 
@@ -121,6 +122,8 @@ pub(crate) struct Bus {
     pub(crate) state: Mutex<ChipState>,
     /// Published by the chip now and then (try_lock: the chip never waits).
     pub(crate) lateness: Mutex<Histogram<u64>>,
+    /// Stretches of time the chip ran late (lock-free).
+    pub(crate) stalls: crate::stall_log::StallLog,
 }
 
 impl Bus {
@@ -134,6 +137,7 @@ impl Bus {
             counters: ChipCounters::default(),
             state: Mutex::new(state),
             lateness: Mutex::new(new_latency_histogram()),
+            stalls: crate::stall_log::StallLog::default(),
         })
     }
 

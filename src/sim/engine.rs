@@ -138,6 +138,7 @@ impl Engine {
                 }
                 let late = now.saturating_since(t).as_nanos() as u64;
                 self.lateness.saturating_record(late.max(1));
+                self.bus.stalls.record(t, now);
                 self.fire(event, t);
                 self.packetize(t);
                 if self.bus.is_unplugged() {
@@ -351,6 +352,8 @@ impl Engine {
                 Command::UnplugAt(t) => {
                     self.unplug_at = Some(self.unplug_at.map_or(t, |u| u.min(t)));
                 }
+                // The chip's thread stops as a preempted vCPU would.
+                Command::Stall(d) => std::thread::sleep(d),
                 Command::Shutdown => return false,
             }
         }

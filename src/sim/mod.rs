@@ -69,6 +69,8 @@ pub use device::{Device, Frobnicator, Line, Loopback, ModemLines, WireByte};
 pub use registers::ChipState;
 
 pub(crate) use bus::{HostIn, HostOut};
+// The pty responder (crate::pty) runs the same device models on a DeviceSide of its own.
+pub(crate) use device::DeviceSide;
 
 use self::bus::{Bus, Command};
 use self::engine::{ChipWiring, Engine};
@@ -363,6 +365,14 @@ impl SimHandle {
         self.send(Command::InjectLineError(errors));
     }
 
+    /// Freezes the chip's thread for `duration`, as a busy host or a
+    /// hypervisor preempting its CPU would: the stall shows in
+    /// [`lateness`](SimHandle::lateness) and [`stalled_within`](SimHandle::stalled_within),
+    /// and transactions it delays count as chip-late, not host, misses.
+    pub fn stall_for(&self, duration: Duration) {
+        self.send(Command::Stall(duration));
+    }
+
     /// Changes the chip's modem inputs (a change makes the chip send a packet).
     pub fn set_modem_lines(&self, lines: ModemLines) {
         self.send(Command::SetModemLines(lines));
@@ -394,6 +404,17 @@ impl SimHandle {
             bytes_from_host: c.bytes_from_host.load(Relaxed),
             overrun_bytes: c.overrun_bytes.load(Relaxed),
         }
+    }
+
+    /// How long the chip's own thread was stalled (events handled more than
+    /// 100 µs after they were due) within `[from, to]`: the part of a delay
+    /// that silicon, with its own clock, would not have caused.
+    pub fn stalled_within(&self, from: Timestamp, to: Timestamp) -> Duration {
+        self.bus.stalls.stalled_within(from, to)
+    }
+
+    pub(crate) fn stall_log(&self) -> &crate::stall_log::StallLog {
+        &self.bus.stalls
     }
 
     /// Whether the device has been unplugged.

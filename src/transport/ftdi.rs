@@ -9,6 +9,42 @@ use crate::error::{Error, Result};
 use crate::proto::{Chip, ControlRequest, Interface, LineProperties, LineStatus, ModemStatus};
 use crate::stats::TransportInfo;
 
+/// How a control or bulk-OUT transfer failed, on any FTDI transport.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PipeFailure {
+    Stall,
+    NoDevice,
+    TimedOut,
+    Other(String),
+}
+
+impl PipeFailure {
+    /// The crate error for this failure of `operation` (a STALL of a control
+    /// request names the request).
+    pub(crate) fn into_error(
+        self,
+        request: Option<ControlRequest>,
+        operation: &'static str,
+        timeout: Duration,
+    ) -> Error {
+        match self {
+            PipeFailure::Stall => match request {
+                Some(request) => Error::Stall { request },
+                None => Error::Usb {
+                    operation,
+                    reason: "the endpoint stalled".into(),
+                },
+            },
+            PipeFailure::NoDevice => Error::Disconnected,
+            PipeFailure::TimedOut => Error::TimedOut {
+                operation,
+                after: timeout,
+            },
+            PipeFailure::Other(reason) => Error::Usb { operation, reason },
+        }
+    }
+}
+
 /// Control and bulk-OUT transfers to one FTDI interface.
 pub(crate) trait ControlPipe: Send + Sync + 'static {
     /// Runs a control request; `data` is the IN buffer (or empty for OUT).
@@ -24,6 +60,11 @@ pub(crate) trait ControlPipe: Send + Sync + 'static {
 
     /// Simulated chip only: how late the chip's own thread ran (ns).
     fn chip_lateness(&self) -> Option<hdrhistogram::Histogram<u64>> {
+        None
+    }
+
+    /// Simulated chip only: the log of the chip's own stalls.
+    fn chip_stall_log(&self) -> Option<&crate::stall_log::StallLog> {
         None
     }
 }
@@ -146,6 +187,10 @@ impl<P: ControlPipe> Outbound for FtdiOutbound<P> {
 
     fn chip_lateness(&self) -> Option<hdrhistogram::Histogram<u64>> {
         self.pipe.chip_lateness()
+    }
+
+    fn chip_stall_log(&self) -> Option<&crate::stall_log::StallLog> {
+        self.pipe.chip_stall_log()
     }
 }
 

@@ -126,4 +126,10 @@ pub(crate) trait Outbound: Send + Sync + 'static {
     fn chip_lateness(&self) -> Option<hdrhistogram::Histogram<u64>> {
         None
     }
+
+    /// Simulated chip only: the log of the chip's own stalls (real devices
+    /// have their own clock and none).
+    fn chip_stall_log(&self) -> Option<&crate::stall_log::StallLog> {
+        None
+    }
 }

@@ -8,10 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::ftdi::ControlPipe;
+use super::ftdi::{ControlPipe, PipeFailure};
 use super::{Completion, Framing, Inbound, LinkLost};
 use crate::doorbell::Doorbell;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::proto::ControlRequest;
 use crate::sim::{HostIn, HostOut, SimHandle, TransferError};
 use crate::stats::{TransportInfo, TransportKind};
@@ -91,25 +91,11 @@ impl SimPipe {
     }
 }
 
-fn usb_error(
-    e: TransferError,
-    request: Option<ControlRequest>,
-    operation: &'static str,
-    timeout: Duration,
-) -> Error {
+fn pipe_failure(e: TransferError) -> PipeFailure {
     match e {
-        TransferError::Stall => match request {
-            Some(request) => Error::Stall { request },
-            None => Error::Usb {
-                operation,
-                reason: "endpoint stalled".into(),
-            },
-        },
-        TransferError::NoDevice => Error::Disconnected,
-        TransferError::TimedOut { .. } => Error::TimedOut {
-            operation,
-            after: timeout,
-        },
+        TransferError::Stall => PipeFailure::Stall,
+        TransferError::NoDevice => PipeFailure::NoDevice,
+        TransferError::TimedOut { .. } => PipeFailure::TimedOut,
     }
 }
 
@@ -122,7 +108,7 @@ impl ControlPipe for SimPipe {
     ) -> Result<usize> {
         self.host
             .control(request, data, timeout)
-            .map_err(|e| usb_error(e, Some(request), "control request", timeout))
+            .map_err(|e| pipe_failure(e).into_error(Some(request), "control request", timeout))
     }
 
     fn bulk_out(&self, data: &[u8], timeout: Duration) -> Result<usize> {
@@ -130,7 +116,7 @@ impl ControlPipe for SimPipe {
             Ok(n) => Ok(n),
             // Partial progress is a short write, not an error.
             Err(TransferError::TimedOut { transferred }) if transferred > 0 => Ok(transferred),
-            Err(e) => Err(usb_error(e, None, "write", timeout)),
+            Err(e) => Err(pipe_failure(e).into_error(None, "write", timeout)),
         }
     }
 
@@ -140,5 +126,9 @@ impl ControlPipe for SimPipe {
 
     fn chip_lateness(&self) -> Option<hdrhistogram::Histogram<u64>> {
         Some(self.handle.lateness())
+    }
+
+    fn chip_stall_log(&self) -> Option<&crate::stall_log::StallLog> {
+        Some(self.handle.stall_log())
     }
 }

@@ -1,0 +1,128 @@
+//! Stretches of time a thread ran late, for telling causes of a miss apart.
+//!
+//! Two things log here: the simulated chip (its thread runs on the host's
+//! scheduler; silicon has its own clock and is never late, so its stalls must
+//! not be blamed on the host path) and the [`NoiseProbe`](crate::NoiseProbe)
+//! (a FIFO-99 thread per CPU: when even it runs late, the machine itself was
+//! unavailable). Atomics only: the logging thread never waits. The
+//! transaction layer asks how much of a late transaction a log explains.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::time::Timestamp;
+
+/// Lateness below this is ordinary wakeup latency, not a stall.
+pub(crate) const STALL_THRESHOLD: Duration = Duration::from_micros(100);
+const SLOTS: usize = 64;
+
+/// The last [`SLOTS`] stall intervals `[due, handled]`, newest merged in place.
+#[derive(Debug)]
+pub(crate) struct StallLog {
+    start: [AtomicU64; SLOTS],
+    end: [AtomicU64; SLOTS],
+    /// Slot of the newest interval.
+    head: AtomicUsize,
+}
+
+impl Default for StallLog {
+    fn default() -> Self {
+        StallLog {
+            start: std::array::from_fn(|_| AtomicU64::new(0)),
+            end: std::array::from_fn(|_| AtomicU64::new(0)),
+            head: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl StallLog {
+    /// Chip side: an event due at `due` was handled at `handled`.
+    pub(crate) fn record(&self, due: Timestamp, handled: Timestamp) {
+        if handled.saturating_since(due) < STALL_THRESHOLD {
+            return;
+        }
+        let (due, handled) = (due.as_nanos(), handled.as_nanos());
+        let i = self.head.load(Ordering::Relaxed);
+        let (s, e) = (
+            self.start[i].load(Ordering::Relaxed),
+            self.end[i].load(Ordering::Relaxed),
+        );
+        if e != 0 && due <= e {
+            // The backlog of one stall: widen the newest interval.
+            self.start[i].store(s.min(due), Ordering::Relaxed);
+            self.end[i].store(e.max(handled), Ordering::Relaxed);
+        } else {
+            let next = (i + 1) % SLOTS;
+            self.start[next].store(due, Ordering::Relaxed);
+            self.end[next].store(handled, Ordering::Relaxed);
+            self.head.store(next, Ordering::Release);
+        }
+    }
+
+    /// How long the logging thread was stalled within `[from, to]`: the
+    /// length of the union of its stall intervals there.
+    pub(crate) fn stalled_within(&self, from: Timestamp, to: Timestamp) -> Duration {
+        union_within(&[self], from, to)
+    }
+
+    /// Copies the intervals overlapping `[from, to]`, clipped to it, into `out`.
+    fn clipped(&self, from: u64, to: u64, out: &mut [(u64, u64)], n: &mut usize) {
+        for i in 0..SLOTS {
+            let s = self.start[i].load(Ordering::Relaxed).max(from);
+            let e = self.end[i].load(Ordering::Relaxed).min(to);
+            if e > s && *n < out.len() {
+                out[*n] = (s, e);
+                *n += 1;
+            }
+        }
+    }
+}
+
+/// The length of the union, within `[from, to]`, of the stall intervals of
+/// several logs (overlapping stretches count once). No allocation.
+pub(crate) fn union_within(logs: &[&StallLog], from: Timestamp, to: Timestamp) -> Duration {
+    let (from, to) = (from.as_nanos(), to.as_nanos());
+    let mut spans = [(0u64, 0u64); 4 * SLOTS];
+    let mut n = 0;
+    for log in logs.iter().take(4) {
+        log.clipped(from, to, &mut spans, &mut n);
+    }
+    let spans = &mut spans[..n];
+    spans.sort_unstable();
+    let (mut total, mut reach) = (0u64, 0u64);
+    for &(s, e) in spans.iter() {
+        let s = s.max(reach);
+        if e > s {
+            total += e - s;
+            reach = e;
+        }
+    }
+    Duration::from_nanos(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(us: u64) -> Timestamp {
+        Timestamp::from_nanos(us * 1000)
+    }
+
+    #[test]
+    fn stalls_are_merged_and_measured_within_a_window() {
+        let log = StallLog::default();
+        log.record(t(1000), t(1050)); // ordinary wakeup latency: ignored
+        assert_eq!(log.stalled_within(t(0), t(10_000)), Duration::ZERO);
+        log.record(t(2000), t(5000)); // a 3 ms stall...
+        log.record(t(2100), t(5010)); // ...and its backlog
+        assert_eq!(
+            log.stalled_within(t(0), t(10_000)),
+            Duration::from_micros(3010)
+        );
+        assert_eq!(
+            log.stalled_within(t(4000), t(10_000)),
+            Duration::from_micros(1010)
+        );
+        assert_eq!(log.stalled_within(t(6000), t(10_000)), Duration::ZERO);
+    }
+}

@@ -1,1 +1,0 @@
-//! Placeholder: the libusb transport.

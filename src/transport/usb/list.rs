@@ -1,0 +1,338 @@
+//! Finding FTDI devices: enumeration, the device description, selectors.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rusb::UsbContext;
+
+use crate::error::{Error, Result};
+use crate::proto::Chip;
+
+/// FTDI's USB vendor ID.
+pub const FTDI_VID: u16 = 0x0403;
+
+/// A vendor/product ID pair to accept besides FTDI's (for adapters with a
+/// custom VID/PID in their EEPROM).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UsbId {
+    /// Vendor ID.
+    pub vendor: u16,
+    /// Product ID.
+    pub product: u16,
+}
+
+/// One FTDI device found on the bus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// The chip, detected from bcdDevice (`None`: an unknown release number).
+    pub chip: Option<Chip>,
+    /// Vendor ID.
+    pub vendor_id: u16,
+    /// Product ID.
+    pub product_id: u16,
+    /// bcdDevice.
+    pub bcd_device: u16,
+    /// Manufacturer string, if readable.
+    pub manufacturer: Option<String>,
+    /// Product string, if readable.
+    pub product: Option<String>,
+    /// Serial number string, if readable.
+    pub serial: Option<String>,
+    /// USB bus number.
+    pub bus: u8,
+    /// Port numbers from the root hub down (`bus-p1.p2...`, as in sysfs).
+    pub port_path: Vec<u8>,
+    /// Device address on the bus.
+    pub address: u8,
+    /// UART channels (interfaces).
+    pub channels: u8,
+    /// Whether the device could be opened to read its strings (false
+    /// usually means the udev rule is missing).
+    pub accessible: bool,
+}
+
+impl DeviceInfo {
+    /// The bus-port path as sysfs writes it, e.g. `1-1.2`.
+    pub fn path(&self) -> String {
+        let ports: Vec<String> = self.port_path.iter().map(u8::to_string).collect();
+        format!("{}-{}", self.bus, ports.join("."))
+    }
+}
+
+impl fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let chip = self
+            .chip
+            .map_or("unknown FTDI chip".to_string(), |c| c.to_string());
+        write!(
+            f,
+            "{chip} {:04x}:{:04x} at {}",
+            self.vendor_id,
+            self.product_id,
+            self.path()
+        )?;
+        if let Some(serial) = &self.serial {
+            write!(f, " serial {serial}")?;
+        }
+        if let Some(product) = &self.product {
+            write!(f, " ({product})")?;
+        }
+        if !self.accessible {
+            write!(f, " [no permission]")?;
+        }
+        Ok(())
+    }
+}
+
+/// Which device to open.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Selector {
+    /// The first one found (ordered by bus and port path).
+    #[default]
+    First,
+    /// The one with this serial number.
+    Serial(String),
+    /// The one at this bus and port path (`1-1.2`).
+    Path {
+        /// Bus number.
+        bus: u8,
+        /// Port numbers from the root hub down.
+        ports: Vec<u8>,
+    },
+    /// The n-th one found (0-based, same order as [`list`]).
+    Index(usize),
+}
+
+impl Selector {
+    pub(crate) fn matches(&self, index: usize, info: &DeviceInfo) -> bool {
+        match self {
+            Selector::First => index == 0,
+            Selector::Serial(s) => info.serial.as_deref() == Some(s.as_str()),
+            Selector::Path { bus, ports } => info.bus == *bus && &info.port_path == ports,
+            Selector::Index(i) => index == *i,
+        }
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Selector::First => f.write_str("the first device"),
+            Selector::Serial(s) => write!(f, "serial number {s:?}"),
+            Selector::Path { bus, ports } => {
+                let ports: Vec<String> = ports.iter().map(u8::to_string).collect();
+                write!(f, "bus-port path {bus}-{}", ports.join("."))
+            }
+            Selector::Index(i) => write!(f, "index {i}"),
+        }
+    }
+}
+
+impl FromStr for Selector {
+    type Err = Error;
+
+    /// `""`/`first`, an index (`0`, `index:2`), a bus-port path (`1-1.2`,
+    /// `path:1-1.2`), or a serial number (`FT1ABC`, `serial:1234`).
+    fn from_str(s: &str) -> Result<Selector> {
+        let bad = || {
+            Error::InvalidConfig(format!(
+                "device selector {s:?}: expected an index, a bus-port path like 1-1.2, or a serial number"
+            ))
+        };
+        if let Some(rest) = s.strip_prefix("serial:") {
+            return Ok(Selector::Serial(rest.to_string()));
+        }
+        if let Some(rest) = s.strip_prefix("index:") {
+            return rest.parse().map(Selector::Index).map_err(|_| bad());
+        }
+        let path = s.strip_prefix("path:");
+        let text = path.unwrap_or(s);
+        if text.is_empty() || text == "first" {
+            return Ok(Selector::First);
+        }
+        if let Some((bus, ports)) = text.split_once('-') {
+            let parsed = bus.parse::<u8>().ok().zip(
+                ports
+                    .split('.')
+                    .map(|p| p.parse::<u8>().ok())
+                    .collect::<Option<Vec<_>>>(),
+            );
+            if let Some((bus, ports)) = parsed {
+                return Ok(Selector::Path { bus, ports });
+            }
+            if path.is_some() {
+                return Err(bad());
+            }
+        }
+        if path.is_none() && text.bytes().all(|b| b.is_ascii_digit()) {
+            return text.parse().map(Selector::Index).map_err(|_| bad());
+        }
+        if path.is_some() {
+            return Err(bad());
+        }
+        Ok(Selector::Serial(text.to_string()))
+    }
+}
+
+/// bcdDevice back from rusb's decoded version. rusb reads the major number as
+/// two BCD digits (0x1000 becomes 10), so encode it the same way.
+fn bcd_device(v: rusb::Version) -> u16 {
+    let major = u16::from(v.major());
+    ((major / 10) << 12)
+        | ((major % 10) << 8)
+        | (u16::from(v.minor()) << 4)
+        | u16::from(v.sub_minor())
+}
+
+/// Maps libusb's initialisation failure to a clear error.
+pub(crate) fn context() -> Result<rusb::Context> {
+    rusb::Context::new().map_err(|e| Error::UsbUnavailable {
+        reason: e.to_string(),
+    })
+}
+
+/// Lists FTDI devices (VID 0x0403) and devices with the extra IDs given,
+/// ordered by bus and port path.
+///
+/// # Errors
+/// [`Error::UsbUnavailable`] when libusb cannot initialise (no usbfs).
+pub fn list(extra_ids: &[UsbId]) -> Result<Vec<DeviceInfo>> {
+    let ctx = context()?;
+    Ok(enumerate(&ctx, extra_ids)?
+        .into_iter()
+        .map(|(_, info)| info)
+        .collect())
+}
+
+/// Every matching device with its description, in a stable order.
+pub(crate) fn enumerate(
+    ctx: &rusb::Context,
+    extra_ids: &[UsbId],
+) -> Result<Vec<(rusb::Device<rusb::Context>, DeviceInfo)>> {
+    let devices = ctx.devices().map_err(|e| Error::Usb {
+        operation: "listing devices",
+        reason: e.to_string(),
+    })?;
+    let mut found = Vec::new();
+    for device in devices.iter() {
+        let Ok(desc) = device.device_descriptor() else {
+            continue;
+        };
+        let (vid, pid) = (desc.vendor_id(), desc.product_id());
+        let wanted = vid == FTDI_VID
+            || extra_ids
+                .iter()
+                .any(|id| id.vendor == vid && id.product == pid);
+        if !wanted {
+            continue;
+        }
+        let bcd = bcd_device(desc.device_version());
+        let chip = Chip::detect(bcd, desc.serial_number_string_index().unwrap_or(0));
+        let mut info = DeviceInfo {
+            chip,
+            vendor_id: vid,
+            product_id: pid,
+            bcd_device: bcd,
+            manufacturer: None,
+            product: None,
+            serial: None,
+            bus: device.bus_number(),
+            port_path: device.port_numbers().unwrap_or_default(),
+            address: device.address(),
+            channels: chip.map_or(1, Chip::channels),
+            accessible: false,
+        };
+        if let Ok(handle) = device.open() {
+            info.accessible = true;
+            info.manufacturer = handle.read_manufacturer_string_ascii(&desc).ok();
+            info.product = handle.read_product_string_ascii(&desc).ok();
+            info.serial = handle.read_serial_number_string_ascii(&desc).ok();
+        }
+        found.push((device, info));
+    }
+    found.sort_by(|a, b| (a.1.bus, &a.1.port_path).cmp(&(b.1.bus, &b.1.port_path)));
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bcd_device_survives_rusbs_decoding() {
+        for bcd in [0x0200u16, 0x0400, 0x0600, 0x0900, 0x1000, 0x2800, 0x3600] {
+            assert_eq!(bcd_device(rusb::Version::from_bcd(bcd)), bcd, "{bcd:#06x}");
+        }
+    }
+
+    #[test]
+    fn selectors_parse() {
+        assert_eq!("".parse::<Selector>().unwrap(), Selector::First);
+        assert_eq!("2".parse::<Selector>().unwrap(), Selector::Index(2));
+        assert_eq!("index:3".parse::<Selector>().unwrap(), Selector::Index(3));
+        assert_eq!(
+            "1-1.2".parse::<Selector>().unwrap(),
+            Selector::Path {
+                bus: 1,
+                ports: vec![1, 2]
+            }
+        );
+        assert_eq!(
+            "path:3-4".parse::<Selector>().unwrap(),
+            Selector::Path {
+                bus: 3,
+                ports: vec![4]
+            }
+        );
+        assert_eq!(
+            "FT1ABCDE".parse::<Selector>().unwrap(),
+            Selector::Serial("FT1ABCDE".into())
+        );
+        assert_eq!(
+            "serial:1234".parse::<Selector>().unwrap(),
+            Selector::Serial("1234".into())
+        );
+        assert!("path:nope".parse::<Selector>().is_err());
+    }
+
+    #[test]
+    fn device_info_reads_well() {
+        let info = DeviceInfo {
+            chip: Some(Chip::Ft232R),
+            vendor_id: 0x0403,
+            product_id: 0x6001,
+            bcd_device: 0x0600,
+            manufacturer: Some("FTDI".into()),
+            product: Some("FT232R USB UART".into()),
+            serial: Some("A1B2C3".into()),
+            bus: 1,
+            port_path: vec![1, 2],
+            address: 5,
+            channels: 1,
+            accessible: true,
+        };
+        assert_eq!(info.path(), "1-1.2");
+        assert_eq!(
+            info.to_string(),
+            "FT232R 0403:6001 at 1-1.2 serial A1B2C3 (FT232R USB UART)"
+        );
+        assert!(
+            Selector::Path {
+                bus: 1,
+                ports: vec![1, 2]
+            }
+            .matches(3, &info)
+        );
+        assert!(Selector::Serial("A1B2C3".into()).matches(3, &info));
+        assert!(!Selector::First.matches(1, &info));
+    }
+
+    #[test]
+    fn without_usb_listing_says_why() {
+        // These machines have no usbfs; on one with USB this lists devices.
+        match list(&[]) {
+            Ok(devices) => println!("{} FTDI devices", devices.len()),
+            Err(e) => assert!(e.to_string().contains("USB is not available"), "{e}"),
+        }
+    }
+}

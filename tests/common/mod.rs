@@ -1,0 +1,27 @@
+//! Helpers shared by the integration tests. Each test file is its own crate
+//! and uses a subset, hence the `allow(dead_code)`.
+#![allow(dead_code)]
+
+use ftdi_rt::{Pinning, RealtimeConfig, RealtimePolicy};
+
+/// SCHED_FIFO where permitted (best effort), memory not locked.
+pub fn realtime(priority: u8, pinning: Pinning) -> RealtimeConfig {
+    RealtimeConfig::default()
+        .with_priority(priority)
+        .with_pinning(pinning)
+        .with_lock_memory(false)
+        .with_policy(RealtimePolicy::BestEffort)
+}
+
+/// The application thread waits on the channel; like the reader it runs
+/// SCHED_FIFO (where permitted), below the reader, so what the figures show
+/// is the driver path's delay, not the test thread's own.
+pub fn app_realtime(pinning: Pinning) {
+    ftdi_rt::make_current_thread_realtime(&realtime(70, pinning)).expect("best effort never fails");
+}
+
+/// A 7-byte request that differs for every `i`.
+pub fn request(i: u32) -> [u8; 7] {
+    let b = i.to_le_bytes();
+    [0xA5, b[0], b[1], b[2], b[3], 0x5A, (i % 7) as u8]
+}
