@@ -10,6 +10,8 @@
 //!
 //! [`proto`] holds the text formats both sides share.
 
+pub mod checks;
+pub mod compare_table;
 pub mod firmware;
 pub mod guest;
 pub mod host;

@@ -378,6 +378,9 @@ fn run() -> Result<bool, String> {
             let kv: Vec<String> = m.values.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let _ = writeln!(report, "  {:14} {}", m.name, kv.join(" "));
         }
+        if let Some(table) = ftdi_rt_hil::compare_table::render(&con.metrics) {
+            report.push_str(&table);
+        }
     }
     let tl = &con.timeline;
     let _ = writeln!(

@@ -24,9 +24,7 @@ use ftdi_rt_hil::guest::{
 use ftdi_rt_hil::proto::{FROB_REQUEST_LEN, Mode, frob_reply};
 use serialport::{ClearBuffer, SerialPort, TTYPort};
 
-// The library is linked now so the static build keeps covering it; the cases
-// that drive ftdi-rt's own USB path will use it directly.
-use ftdi_rt as _;
+mod usb;
 
 /// The registry, in run order.
 const CASES: &[Case] = &[
@@ -54,6 +52,31 @@ const CASES: &[Case] = &[
         name: "tty-frob",
         about: "MODE frob; request/reply round trips over the tty (latency metric)",
         run: tty_frob,
+    },
+    Case {
+        name: "usb-list",
+        about: "ftdi_rt::list finds the emulated FT232BM (0403:6001, bcdDevice 0x0400)",
+        run: usb::usb_list,
+    },
+    Case {
+        name: "usb-open",
+        about: "open_usb detaches ftdi_sio, claims and configures (QEMU's trace checked); close re-attaches it",
+        run: usb::usb_open,
+    },
+    Case {
+        name: "usb-echo",
+        about: "echo of all byte values and bursts of 1..4096 bytes at 9600..3M Bd; line settings; STALL handling",
+        run: usb::usb_echo,
+    },
+    Case {
+        name: "compare",
+        about: "request/reply loop, userspace driver vs kernel path (/dev/ttyUSB0), idle and with a hog per vCPU",
+        run: usb::compare,
+    },
+    Case {
+        name: "usb-unplug",
+        about: "unplug mid-stream: Disconnected within 100 ms, writes fail, replug, reopen works",
+        run: usb::usb_unplug,
     },
     Case {
         name: "unplug",

@@ -1,0 +1,228 @@
+//! Checks that drive ftdi-rt's public API, shared by the virtual rig's guest
+//! program and the real-adapter suite: the far end echoes (TX wired to RX, or
+//! the rig's firmware in `echo` mode) or frobnicates (`frob` mode).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ftdi_rt::{Error, Port, RealtimeConfig, RealtimePolicy, ReplyEnd};
+
+/// Writes `data` and reads the same number of bytes back within `limit`;
+/// the echo must be identical.
+pub fn echo(port: &mut Port, data: &[u8], limit: Duration) -> Result<(), String> {
+    port.receiver().discard_pending();
+    port.write_all(data)
+        .map_err(|e| format!("write {} bytes: {e}", data.len()))?;
+    let start = Instant::now();
+    let mut got = Vec::with_capacity(data.len());
+    while got.len() < data.len() {
+        let left = limit.saturating_sub(start.elapsed());
+        match port.recv_timeout(left) {
+            Ok(chunk) => got.extend_from_slice(chunk.payload()),
+            Err(Error::TimedOut { .. }) => {
+                return Err(format!(
+                    "{} of {} bytes came back within {limit:?}",
+                    got.len(),
+                    data.len()
+                ));
+            }
+            Err(e) => return Err(format!("after {} of {} bytes: {e}", got.len(), data.len())),
+        }
+    }
+    if got != data {
+        let at = got
+            .iter()
+            .zip(data)
+            .position(|(a, b)| a != b)
+            .unwrap_or(data.len());
+        return Err(format!("echo of {} bytes differs at byte {at}", data.len()));
+    }
+    Ok(())
+}
+
+/// A burst of `n` bytes with a pattern that shows shifts and drops.
+pub fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
+        .collect()
+}
+
+/// All 256 byte values, then bursts of each size (crossing packet boundaries
+/// and several transfers), echoed intact.
+pub fn echo_bursts(port: &mut Port, sizes: &[usize]) -> Result<String, String> {
+    let all: Vec<u8> = (0..=255u8).collect();
+    echo(port, &all, Duration::from_secs(5)).map_err(|e| format!("256 byte values: {e}"))?;
+    for (k, &n) in sizes.iter().enumerate() {
+        echo(port, &pattern(n, k as u8), Duration::from_secs(10))
+            .map_err(|e| format!("burst of {n}: {e}"))?;
+    }
+    Ok(format!(
+        "256 byte values and bursts of {sizes:?} bytes came back intact"
+    ))
+}
+
+/// What a request/reply loop measured.
+#[derive(Clone, Debug, Default)]
+pub struct LoopResult {
+    /// Transactions run.
+    pub n: usize,
+    /// Deadline misses.
+    pub misses: u64,
+    /// Replies that were not the expected answer.
+    pub wrong: u64,
+    /// Latencies of completed transactions, µs, sorted.
+    pub latencies_us: Vec<u64>,
+}
+
+impl LoopResult {
+    /// The `p`-th percentile latency in µs (nearest rank).
+    pub fn percentile(&self, p: f64) -> u64 {
+        let v = &self.latencies_us;
+        if v.is_empty() {
+            return 0;
+        }
+        let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+        v[rank.clamp(1, v.len()) - 1]
+    }
+
+    /// `(name, value)` pairs for a METRIC line.
+    pub fn metric(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("n", self.n.to_string()),
+            ("p50_us", self.percentile(50.0).to_string()),
+            ("p99_us", self.percentile(99.0).to_string()),
+            ("p999_us", self.percentile(99.9).to_string()),
+            (
+                "max_us",
+                self.latencies_us.last().copied().unwrap_or(0).to_string(),
+            ),
+            ("misses", self.misses.to_string()),
+            ("wrong", self.wrong.to_string()),
+        ]
+    }
+}
+
+/// Runs `n` transactions of `request(i)` with replies checked by `expect`.
+/// Errors other than deadline misses end the loop.
+pub fn request_reply(
+    port: &mut Port,
+    n: usize,
+    deadline: Duration,
+    request: impl Fn(usize) -> Vec<u8>,
+    reply: impl Fn(&[u8]) -> Vec<u8>,
+) -> Result<LoopResult, String> {
+    let mut r = LoopResult {
+        n,
+        ..LoopResult::default()
+    };
+    r.latencies_us.reserve(n);
+    for i in 0..n {
+        let req = request(i);
+        let want = reply(&req);
+        match port.transact(&req, ReplyEnd::Length(want.len()), deadline) {
+            Ok(t) => {
+                if t.bytes() != want.as_slice() {
+                    r.wrong += 1;
+                }
+                r.latencies_us.push(t.latency().as_micros() as u64);
+            }
+            Err(Error::DeadlineMissed { .. }) => r.misses += 1,
+            Err(e) => return Err(format!("transaction {i}: {e}")),
+        }
+    }
+    r.latencies_us.sort_unstable();
+    Ok(r)
+}
+
+/// CPU hogs: one busy SCHED_OTHER thread per CPU while alive.
+pub struct Hogs {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Hogs {
+    /// Starts `n` hogs.
+    pub fn start(n: usize) -> Hogs {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..n)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    // Undo an inherited realtime policy: a hog must be SCHED_OTHER.
+                    let normal = RealtimeConfig::default().with_policy(RealtimePolicy::Disabled);
+                    let _ = ftdi_rt::make_current_thread_realtime(&normal);
+                    let mut x = 1u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1),
+                        );
+                    }
+                })
+            })
+            .collect();
+        Hogs { stop, threads }
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Streams echo traffic until the port reports `Disconnected`; `unplug` is
+/// called once traffic flows. Returns the time from the last data received to
+/// the `Disconnected` notice, and the bytes received.
+pub fn stream_until_disconnected(
+    port: &mut Port,
+    unplug: impl FnOnce(),
+) -> Result<(Duration, usize), String> {
+    let (receiver, link) = port.split();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let chunk = pattern(256, 1);
+            let mut written = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                match link.write_all(&chunk) {
+                    Ok(()) => written += chunk.len(),
+                    // The device is gone: writes must fail, not hang.
+                    Err(_) => break,
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            written
+        });
+        let mut unplug = Some(unplug);
+        let start = Instant::now();
+        let mut last_data = Instant::now();
+        let mut got = 0usize;
+        let result = loop {
+            if let Some(f) = unplug.take_if(|_| got > 4096) {
+                f();
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                break Err(format!(
+                    "no Disconnected within 20 s ({got} bytes received)"
+                ));
+            }
+            match receiver.recv_timeout(Duration::from_millis(500)) {
+                Ok(c) => {
+                    got += c.payload().len();
+                    last_data = Instant::now();
+                }
+                Err(Error::Disconnected) => break Ok((last_data.elapsed(), got)),
+                Err(Error::TimedOut { .. }) | Err(Error::Overflow { .. }) => {}
+                Err(e) => break Err(format!("unexpected {e}")),
+            }
+        };
+        stop.store(true, Ordering::Relaxed);
+        let _ = writer.join();
+        result
+    })
+}
