@@ -141,7 +141,7 @@ pub enum RealtimeError {
         "SCHED_FIFO priority {priority} was refused ({reason}; RLIMIT_RTPRIO is {rtprio_limit}). \
          Grant it in one of these ways: run as root; give the binary the capability with \
          `sudo setcap cap_sys_nice,cap_ipc_lock+ep <binary>`; or allow your user realtime \
-         priority with a line `<user> - rtprio 95` in /etc/security/limits.d/99-realtime.conf \
+         priority with a line `<user> - rtprio 99` in /etc/security/limits.d/99-realtime.conf \
          (log in again afterwards; in a container add --cap-add SYS_NICE). \
          Or opt in to best-effort mode (RealtimePolicy::BestEffort, `--best-effort` in the \
          examples), which the statistics record"
