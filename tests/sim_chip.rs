@@ -49,6 +49,10 @@ fn payload(p: &InPacket) -> &[u8] {
 
 #[test]
 fn idle_chip_sends_status_only_packets_every_latency_period() {
+    let _serial = common::serial();
+    // Realtime like the chip: a test thread preempted while holding a
+    // recorder's lock would stall the chip thread behind it.
+    common::app_realtime(ftdi_rt::Pinning::Unpinned);
     for latency_ms in [1u8, 4] {
         let mut chip = SimChip::new(Loopback::new(), SimConfig::default()).unwrap();
         setup(&chip, 115_200, latency_ms);
@@ -75,6 +79,10 @@ fn idle_chip_sends_status_only_packets_every_latency_period() {
 
 #[test]
 fn the_power_on_latency_timer_is_16_ms() {
+    let _serial = common::serial();
+    // Realtime like the chip: a test thread preempted while holding a
+    // recorder's lock would stall the chip thread behind it.
+    common::app_realtime(ftdi_rt::Pinning::Unpinned);
     let chip = SimChip::new(Loopback::new(), SimConfig::default()).unwrap();
     let mut lat = [0u8; 1];
     let n = chip
@@ -132,12 +140,20 @@ fn check_full_packets_under_load(config: SimConfig, baud: u32, bytes: usize) {
 
 #[test]
 fn a_busy_full_speed_chip_sends_62_byte_payloads() {
+    let _serial = common::serial();
+    // Realtime like the chip: a test thread preempted while holding a
+    // recorder's lock would stall the chip thread behind it.
+    common::app_realtime(ftdi_rt::Pinning::Unpinned);
     // 62 bytes take 0.6 ms at 1 MBd: the FIFO fills long before the 16 ms timer.
     check_full_packets_under_load(SimConfig::default(), 1_000_000, 62 * 40 + 17);
 }
 
 #[test]
 fn a_busy_high_speed_chip_sends_510_byte_payloads() {
+    let _serial = common::serial();
+    // Realtime like the chip: a test thread preempted while holding a
+    // recorder's lock would stall the chip thread behind it.
+    common::app_realtime(ftdi_rt::Pinning::Unpinned);
     let config = SimConfig::default().with_chip(Chip::Ft232H);
     check_full_packets_under_load(config, 6_000_000, 510 * 8 + 100);
 }
@@ -154,6 +170,10 @@ impl Device for Recorder {
 
 #[test]
 fn bulk_out_is_paced_at_the_baud_rate() {
+    let _serial = common::serial();
+    // Realtime like the chip: a test thread preempted while holding a
+    // recorder's lock would stall the chip thread behind it.
+    common::app_realtime(ftdi_rt::Pinning::Unpinned);
     for (line, bits) in [
         (LineProperties::EIGHT_N_ONE, 10.0),
         (
@@ -206,6 +226,10 @@ fn burst_device(burst: usize) -> impl Device {
 
 #[test]
 fn an_unread_fifo_overruns_sets_oe_and_loses_bytes_as_the_chip_would() {
+    let _serial = common::serial();
+    // Realtime like the chip: a test thread preempted while holding a
+    // recorder's lock would stall the chip thread behind it.
+    common::app_realtime(ftdi_rt::Pinning::Unpinned);
     let mut chip = SimChip::new(burst_device(1000), SimConfig::default()).unwrap();
     let fifo = Chip::Ft232R.uart_to_usb_fifo();
     setup(&chip, 921_600, 1);
@@ -245,6 +269,10 @@ fn an_unread_fifo_overruns_sets_oe_and_loses_bytes_as_the_chip_would() {
 
 #[test]
 fn unplug_fails_pending_and_later_transfers() {
+    let _serial = common::serial();
+    // Realtime like the chip: a test thread preempted while holding a
+    // recorder's lock would stall the chip thread behind it.
+    common::app_realtime(ftdi_rt::Pinning::Unpinned);
     let mut chip = SimChip::new(Loopback::new(), SimConfig::default()).unwrap();
     setup(&chip, 115_200, 16);
     chip.submit_in(4);
@@ -277,6 +305,10 @@ fn unplug_fails_pending_and_later_transfers() {
 
 #[test]
 fn requests_a_real_chip_refuses_stall() {
+    let _serial = common::serial();
+    // Realtime like the chip: a test thread preempted while holding a
+    // recorder's lock would stall the chip thread behind it.
+    common::app_realtime(ftdi_rt::Pinning::Unpinned);
     let chip = SimChip::new(Loopback::new(), SimConfig::default().with_chip(Chip::Am)).unwrap();
     let lat = ControlRequest::set_latency_timer(A, 1).unwrap();
     assert_eq!(
@@ -298,6 +330,10 @@ fn requests_a_real_chip_refuses_stall() {
 
 #[test]
 fn event_char_flushes_early_but_not_as_the_first_byte() {
+    let _serial = common::serial();
+    // Realtime like the chip: a test thread preempted while holding a
+    // recorder's lock would stall the chip thread behind it.
+    common::app_realtime(ftdi_rt::Pinning::Unpinned);
     // 16 ms latency: without the event char the reply would wait ~16 ms.
     let device = |byte: WireByte, line: &mut Line<'_>| {
         if byte.byte == b'a' {
@@ -340,6 +376,10 @@ fn event_char_flushes_early_but_not_as_the_first_byte() {
 
 #[test]
 fn modem_line_changes_send_a_packet_and_line_errors_are_reported() {
+    let _serial = common::serial();
+    // Realtime like the chip: a test thread preempted while holding a
+    // recorder's lock would stall the chip thread behind it.
+    common::app_realtime(ftdi_rt::Pinning::Unpinned);
     let mut chip = SimChip::new(Loopback::new(), SimConfig::default()).unwrap();
     setup(&chip, 115_200, 50);
     chip.submit_in(2);
@@ -370,6 +410,10 @@ fn modem_line_changes_send_a_packet_and_line_errors_are_reported() {
 
 #[test]
 fn rts_cts_flow_control_holds_the_transmitter() {
+    let _serial = common::serial();
+    // Realtime like the chip: a test thread preempted while holding a
+    // recorder's lock would stall the chip thread behind it.
+    common::app_realtime(ftdi_rt::Pinning::Unpinned);
     let rec = Recorder::default();
     let chip = SimChip::new(rec.clone(), SimConfig::default()).unwrap();
     setup(&chip, 115_200, 1);
@@ -394,7 +438,10 @@ fn rts_cts_flow_control_holds_the_transmitter() {
         cts: true,
         ..Default::default()
     });
-    std::thread::sleep(Duration::from_millis(30));
+    let deadline = Timestamp::now().add(Duration::from_secs(2));
+    while rec.0.lock().unwrap().len() < 4 && Timestamp::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let sent: Vec<u8> = rec.0.lock().unwrap().iter().map(|(b, _)| b.byte).collect();
     assert_eq!(sent, b"held");
     chip.control(ControlRequest::poll_modem_status(A), &mut status, T)
@@ -404,6 +451,10 @@ fn rts_cts_flow_control_holds_the_transmitter() {
 
 #[test]
 fn the_chip_records_its_own_lateness() {
+    let _serial = common::serial();
+    // Realtime like the chip: a test thread preempted while holding a
+    // recorder's lock would stall the chip thread behind it.
+    common::app_realtime(ftdi_rt::Pinning::Unpinned);
     let mut chip = SimChip::new(Loopback::new(), SimConfig::default()).unwrap();
     setup(&chip, 115_200, 1);
     chip.submit_in(4);

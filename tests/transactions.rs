@@ -40,6 +40,7 @@ impl Device for SometimesLate {
 
 #[test]
 fn a_late_reply_is_a_miss_and_never_the_next_reply() {
+    let _serial = common::serial();
     common::app_realtime(Pinning::LastCpu);
     let device = SometimesLate {
         count: Arc::default(),
@@ -49,41 +50,54 @@ fn a_late_reply_is_a_miss_and_never_the_next_reply() {
     };
     let chip = SimChip::new(device, SimConfig::default()).unwrap();
     let mut port = Port::open_sim(chip, &PortConfig::default().best_effort()).unwrap();
-    let (mut ok, mut missed) = (0, 0);
+    // Every 10th request (i = 9, 19, ...) is answered 6 ms late: those must
+    // be misses. Other misses can happen on a loaded machine (a stalled
+    // simulation or vCPU); what must never happen is a late reply taken as
+    // the answer to the next request.
+    let mut missed = Vec::new();
     for i in 0..100u32 {
         let req = common::request(i);
         match port.transact(&req, ReplyEnd::Length(1), DEADLINE) {
-            Ok(t) => {
-                assert_eq!(
-                    t.bytes(),
-                    [Frobnicator::reply_for(&req)],
-                    "request {i} got a stale reply"
-                );
-                ok += 1;
-            }
+            Ok(t) => assert_eq!(
+                t.bytes(),
+                [Frobnicator::reply_for(&req)],
+                "request {i} got a stale reply"
+            ),
             Err(Error::DeadlineMissed { elapsed }) => {
                 assert!(elapsed >= DEADLINE);
-                missed += 1;
+                missed.push(i);
             }
             Err(e) => panic!("{e}"),
         }
     }
-    assert_eq!((ok, missed), (90, 10), "{}", port.stats());
+    let late: Vec<u32> = (0..100).filter(|i| (i + 1) % 10 == 0).collect();
+    assert!(
+        late.iter().all(|i| missed.contains(i)),
+        "late replies {late:?}, misses {missed:?}"
+    );
     // The 100th request's reply is still on its way: the next transaction
     // must discard it, not take it.
     let req = common::request(100);
-    let t = port.transact(&req, ReplyEnd::Length(1), DEADLINE).unwrap();
+    let t = port
+        .transact(&req, ReplyEnd::Length(1), Duration::from_millis(50))
+        .unwrap();
     assert_eq!(t.bytes(), [Frobnicator::reply_for(&req)]);
     let s = port.stats();
-    assert_eq!(s.deadline_misses, 10);
+    assert_eq!(s.deadline_misses, missed.len() as u64);
+    assert!(
+        s.stale_bytes >= 10,
+        "each late reply was discarded and counted ({} stale bytes)",
+        s.stale_bytes
+    );
     assert_eq!(
-        s.stale_bytes, 10,
-        "each late reply was discarded and counted"
+        s.host_misses() + s.chip_late_misses + s.platform_late_misses,
+        missed.len() as u64
     );
 }
 
 #[test]
 fn reply_ends_by_terminator_and_predicate() {
+    let _serial = common::serial();
     // Echoes the request back with a '\n' appended.
     let device = |byte: WireByte, line: &mut Line<'_>| {
         line.send_at(byte.end, &[byte.byte]);
@@ -109,6 +123,7 @@ fn reply_ends_by_terminator_and_predicate() {
 
 #[test]
 fn a_reply_too_long_for_the_buffer_is_an_error() {
+    let _serial = common::serial();
     let echo = |byte: WireByte, line: &mut Line<'_>| line.send_at(byte.end, &[byte.byte]);
     let chip = SimChip::new(echo, SimConfig::default()).unwrap();
     let config = PortConfig::default().best_effort().with_reply_capacity(4);
@@ -125,6 +140,7 @@ fn a_reply_too_long_for_the_buffer_is_an_error() {
 
 #[test]
 fn unplug_wakes_a_waiting_application_at_once_with_disconnected() {
+    let _serial = common::serial();
     let chip = SimChip::new(Frobnicator::new(Duration::ZERO), SimConfig::default()).unwrap();
     let handle = chip.handle();
     let mut port = Port::open_sim(chip, &PortConfig::default().best_effort()).unwrap();
@@ -148,6 +164,7 @@ fn unplug_wakes_a_waiting_application_at_once_with_disconnected() {
 
 #[test]
 fn line_errors_arrive_with_their_bytes_and_are_counted() {
+    let _serial = common::serial();
     let echo = |byte: WireByte, line: &mut Line<'_>| line.send_at(byte.end, &[byte.byte]);
     let chip = SimChip::new(echo, SimConfig::default()).unwrap();
     let handle = chip.handle();
@@ -163,12 +180,14 @@ fn line_errors_arrive_with_their_bytes_and_are_counted() {
 
 #[test]
 fn an_application_that_does_not_keep_up_gets_overflow_not_silence() {
+    let _serial = common::serial();
     let burst = |byte: WireByte, line: &mut Line<'_>| {
         if byte.byte == b'!' {
             line.send_at(byte.end, &[0x42; 2000]);
         }
     };
     let chip = SimChip::new(burst, SimConfig::default()).unwrap();
+    let handle = chip.handle();
     let config = PortConfig::default()
         .best_effort()
         .with_baud(921_600)
@@ -187,16 +206,26 @@ fn an_application_that_does_not_keep_up_gets_overflow_not_silence() {
     }
     let s = port.stats();
     assert!(lost > 0, "the channel held only 8 chunks");
+    // A reader delayed for more than ~5 ms (4 transfers and the chip's
+    // 256-byte FIFO at 921600 Bd) lets the chip itself overrun, as silicon
+    // would: those bytes are reported too, with OE on the next packet.
+    let chip_lost = handle.counters().overrun_bytes;
     assert_eq!(
-        data + lost,
+        data + lost + chip_lost,
         2000,
-        "every byte is either delivered or reported lost"
+        "every byte is delivered or reported lost (channel {lost}, chip {chip_lost})"
     );
     assert_eq!(s.overflow_bytes, lost);
+    assert_eq!(
+        chip_lost > 0,
+        s.line_errors.overrun > 0,
+        "a chip overrun shows as OE"
+    );
 }
 
 #[test]
 fn mio_sees_the_port_as_a_readable_source() {
+    let _serial = common::serial();
     use mio::{Events, Interest, Poll, Token};
     let chip = SimChip::new(
         Frobnicator::new(Duration::from_micros(100)),

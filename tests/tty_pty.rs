@@ -35,6 +35,7 @@ fn line(data_bits: DataBits, parity: Parity, stop_bits: StopBits) -> LinePropert
 
 #[test]
 fn a_thousand_transactions_through_the_kernel_path() {
+    let _serial = common::serial();
     common::app_realtime(Pinning::Unpinned);
     let device = frobnicator();
     let mut port = Port::open_tty(device.path(), &config()).unwrap();
@@ -84,6 +85,7 @@ fn a_thousand_transactions_through_the_kernel_path() {
 
 #[test]
 fn io_read_and_write_work_on_a_pty() {
+    let _serial = common::serial();
     let device = PtyDevice::spawn(Loopback::new()).unwrap();
     let mut port = Port::open_tty(device.path(), &config()).unwrap();
     port.receiver()
@@ -104,6 +106,7 @@ fn io_read_and_write_work_on_a_pty() {
 
 #[test]
 fn settings_a_pty_can_take_and_what_it_lacks() {
+    let _serial = common::serial();
     let device = PtyDevice::spawn(Loopback::new()).unwrap();
     let port = Port::open_tty(device.path(), &config()).unwrap();
     // A pty keeps any rate (it has no UART to round it).
@@ -143,6 +146,7 @@ fn settings_a_pty_can_take_and_what_it_lacks() {
 
 #[test]
 fn paths_that_are_not_ttys_are_named() {
+    let _serial = common::serial();
     match Port::open_tty("/dev/null", &config()) {
         Err(e @ Error::NotATty { .. }) => assert!(e.to_string().contains("/dev/null"), "{e}"),
         other => panic!("/dev/null gave {other:?}"),
@@ -168,6 +172,7 @@ fn paths_that_are_not_ttys_are_named() {
 
 #[test]
 fn settings_the_tty_cannot_take_are_named() {
+    let _serial = common::serial();
     let device = frobnicator();
     let one_and_a_half = line(DataBits::Eight, Parity::None, StopBits::OnePointFive);
     match Port::open_tty(device.path(), &config().with_line(one_and_a_half)) {
@@ -204,6 +209,7 @@ fn settings_the_tty_cannot_take_are_named() {
 
 #[test]
 fn the_far_side_hanging_up_disconnects_the_port() {
+    let _serial = common::serial();
     let device = frobnicator();
     let mut port = Port::open_tty(device.path(), &config()).unwrap();
     let req = common::request(7);

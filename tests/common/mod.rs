@@ -4,6 +4,14 @@
 
 use ftdi_rt::{Pinning, RealtimeConfig, RealtimePolicy};
 
+/// Serialises the timing-sensitive tests of one test binary: libtest runs
+/// them on parallel threads, and one test's simulated chip and reader would
+/// otherwise perturb another's timing on a 2-CPU machine.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// SCHED_FIFO where permitted (best effort), memory not locked.
 pub fn realtime(priority: u8, pinning: Pinning) -> RealtimeConfig {
     RealtimeConfig::default()

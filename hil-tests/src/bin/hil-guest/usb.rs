@@ -200,8 +200,10 @@ pub fn compare(ctx: &mut Ctx) -> Outcome {
                     open_usb()?
                 } else {
                     wait_for_ftdi_sio(&tty)?;
-                    Port::open_tty(&tty, &PortConfig::default())
-                        .map_err(|e| format!("open_tty: {e}"))?
+                    let port = Port::open_tty(&tty, &PortConfig::default())
+                        .map_err(|e| format!("open_tty: {e}"))?;
+                    check_fair_baseline(&tty, &port)?;
+                    port
                 };
                 let r = checks::request_reply(&mut port, n, deadline, request, reply)?;
                 if r.wrong > 0 {
@@ -221,6 +223,30 @@ pub fn compare(ctx: &mut Ctx) -> Outcome {
         Ok(summary.join("; "))
     };
     run(ctx).into()
+}
+
+/// The kernel path as a fair baseline: on ftdi_sio (root in the guest) the
+/// tty transport must have set the latency timer to 1 ms (and with it
+/// ASYNC_LOW_LATENCY); anything it could not set would be in the notes.
+fn check_fair_baseline(tty: &str, port: &Port) -> Result<(), String> {
+    let name = Path::new(tty)
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
+    let sysfs = format!("/sys/bus/usb-serial/devices/{name}/latency_timer");
+    let latency = std::fs::read_to_string(&sysfs).map_err(|e| format!("{sysfs}: {e}"))?;
+    let notes = port.transport_info().notes;
+    if latency.trim() != "1"
+        || notes
+            .iter()
+            .any(|n| n.contains("latency") || n.contains("LOW_LATENCY"))
+    {
+        return Err(format!(
+            "kernel path not at its best: {sysfs} = {}, notes {notes:?}",
+            latency.trim()
+        ));
+    }
+    Ok(())
 }
 
 /// Unplug mid-stream: Disconnected promptly, no hang; replug; reopen works.
