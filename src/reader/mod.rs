@@ -106,15 +106,18 @@ pub(crate) fn spawn<T: Inbound>(
 }
 
 fn run<T: Inbound>(transport: &mut T, pipeline: &mut Pipeline, stop: &AtomicBool) {
-    let mut reason = None;
     while !stop.load(Ordering::Acquire) {
         let timeout = pipeline.poll_interval();
         if let Err(LinkLost(why)) = transport.wait(timeout, |c| pipeline.on_completion(c)) {
-            reason = Some(why);
-            break;
+            // Tell the application first: draining a vanished device's
+            // transfers can take libusb a while, and a waiting application
+            // must wake at once.
+            pipeline.close(why);
+            transport.shutdown();
+            return;
         }
         pipeline.after_wait(Timestamp::now());
     }
     transport.shutdown();
-    pipeline.close(reason.unwrap_or_else(|| "the port was closed".into()));
+    pipeline.close("the port was closed".into());
 }
