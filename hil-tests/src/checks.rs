@@ -12,6 +12,12 @@ use ftdi_rt::{Error, Port, RealtimeConfig, RealtimePolicy, ReplyEnd};
 /// Writes `data` and reads the same number of bytes back within `limit`;
 /// the echo must be identical.
 pub fn echo(port: &mut Port, data: &[u8], limit: Duration) -> Result<(), String> {
+    echo_masked(port, data, 0xFF, limit)
+}
+
+/// As [`echo`], but only the bits under `mask` must match (0x7F with 7 data
+/// bits), and more bytes than were sent is an error too.
+pub fn echo_masked(port: &mut Port, data: &[u8], mask: u8, limit: Duration) -> Result<(), String> {
     port.receiver().discard_pending();
     port.write_all(data)
         .map_err(|e| format!("write {} bytes: {e}", data.len()))?;
@@ -31,15 +37,21 @@ pub fn echo(port: &mut Port, data: &[u8], limit: Duration) -> Result<(), String>
             Err(e) => return Err(format!("after {} of {} bytes: {e}", got.len(), data.len())),
         }
     }
-    if got != data {
-        let at = got
-            .iter()
-            .zip(data)
-            .position(|(a, b)| a != b)
-            .unwrap_or(data.len());
-        return Err(format!("echo of {} bytes differs at byte {at}", data.len()));
+    if got.len() > data.len() {
+        return Err(format!(
+            "{} bytes too many came back",
+            got.len() - data.len()
+        ));
     }
-    Ok(())
+    match got.iter().zip(data).position(|(a, b)| a & mask != b & mask) {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "echo of {} bytes differs at byte {i}: sent {:#04x}, got {:#04x} (mask {mask:#04x})",
+            data.len(),
+            data[i],
+            got[i]
+        )),
+    }
 }
 
 /// A burst of `n` bytes with a pattern that shows shifts and drops.

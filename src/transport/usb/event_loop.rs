@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::device::Claimed;
 use super::mailbox::{Failure, Request, Server};
-use super::transfers::{ERROR_NO_DEVICE, TransferSet, status};
+use super::transfers::{ERROR_NO_DEVICE, TransferSet, rusb_error_text, status};
 use crate::doorbell::Doorbell;
 use crate::time::Timestamp;
 use crate::transport::{Completion, Framing, Inbound, LinkLost};
@@ -197,14 +197,6 @@ fn transfer_result(status: i32, actual: usize) -> Result<usize, Failure> {
         status::NO_DEVICE => Err(Failure::NoDevice),
         other => Err(Failure::Other(other)),
     }
-}
-
-/// libusb's name for an error code (static strings: no allocation).
-pub(crate) fn rusb_error_text(code: i32) -> &'static str {
-    // SAFETY: libusb_error_name returns a pointer to a static, NUL-terminated
-    // ASCII string for any input.
-    let name = unsafe { std::ffi::CStr::from_ptr(rusb::ffi::libusb_error_name(code)) };
-    name.to_str().unwrap_or("LIBUSB_ERROR_OTHER")
 }
 
 impl Inbound for UsbInbound {

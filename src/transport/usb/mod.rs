@@ -27,9 +27,10 @@ use std::time::Duration;
 pub use list::{DeviceInfo, FTDI_VID, Selector, UsbId, list};
 
 use self::device::{Claimed, open_and_claim};
-use self::event_loop::{UsbInbound, rusb_error_text};
+use self::event_loop::UsbInbound;
 use self::mailbox::{CallError, Client, Failure, mailbox};
 use self::transfers::TransferSet;
+use self::transfers::rusb_error_text;
 use super::ftdi::{ControlPipe, FtdiOutbound, PipeFailure};
 use crate::doorbell::Doorbell;
 use crate::error::{Error, Result};

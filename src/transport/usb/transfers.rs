@@ -37,6 +37,14 @@ pub(crate) mod status {
 /// libusb's `LIBUSB_ERROR_NO_DEVICE` return code.
 pub(crate) const ERROR_NO_DEVICE: i32 = rusb::constants::LIBUSB_ERROR_NO_DEVICE;
 
+/// libusb's name for an error code (static strings: no allocation).
+pub(crate) fn rusb_error_text(code: i32) -> &'static str {
+    // SAFETY: libusb_error_name returns a pointer to a static, NUL-terminated
+    // ASCII string for any input.
+    let name = unsafe { std::ffi::CStr::from_ptr(rusb::ffi::libusb_error_name(code)) };
+    name.to_str().unwrap_or("LIBUSB_ERROR_OTHER")
+}
+
 /// Bytes of a control setup packet.
 const SETUP: usize = 8;
 /// Largest control data stage used (GET_MODEM_STATUS: 2 bytes).
