@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::realtime::{Pinning, RealtimeConfig, make_current_thread_realtime};
-use crate::stall_log::{STALL_THRESHOLD, StallLog};
+use crate::stall_log::{MAX_LOGS, STALL_THRESHOLD, StallLog, union_within};
 use crate::sys;
 use crate::time::Timestamp;
 
@@ -52,17 +52,38 @@ impl std::fmt::Display for NoiseSummary {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ProbeShared {
-    pub(crate) stalls: StallLog,
+    /// One log per probe thread (a log has one writer).
+    pub(crate) stalls: Vec<StallLog>,
     wakeups: AtomicU64,
     max_late_ns: AtomicU64,
     over_1ms: AtomicU64,
 }
 
 impl ProbeShared {
+    fn new(cpus: usize) -> ProbeShared {
+        ProbeShared {
+            stalls: (0..cpus).map(|_| StallLog::default()).collect(),
+            wakeups: AtomicU64::new(0),
+            max_late_ns: AtomicU64::new(0),
+            over_1ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Every CPU's log (at most `MAX_LOGS - 1`: one slot stays for the chip's).
+    pub(crate) fn logs(&self) -> impl Iterator<Item = &StallLog> {
+        self.stalls.iter().take(MAX_LOGS - 1)
+    }
+
     pub(crate) fn stalled_within(&self, from: Timestamp, to: Timestamp) -> Duration {
-        self.stalls.stalled_within(from, to)
+        let mut logs = [&self.stalls[0]; MAX_LOGS];
+        let mut n = 0;
+        for log in self.logs() {
+            logs[n] = log;
+            n += 1;
+        }
+        union_within(&logs[..n], from, to)
     }
 }
 
@@ -80,12 +101,12 @@ impl NoiseProbe {
     /// # Errors
     /// The realtime refusal (a probe that is not FIFO 99 measures nothing).
     pub fn start() -> Result<NoiseProbe> {
-        let shared = Arc::new(ProbeShared::default());
+        let cpus = sys::process_cpus()?.to_vec();
+        let shared = Arc::new(ProbeShared::new(cpus.len().max(1)));
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let cpus = sys::current_affinity()?;
-        for &cpu in &cpus {
+        for (slot, &cpu) in cpus.iter().enumerate() {
             let (shared, stop, ready) = (shared.clone(), stop.clone(), ready_tx.clone());
             threads.push(
                 std::thread::Builder::new()
@@ -98,7 +119,7 @@ impl NoiseProbe {
                         match make_current_thread_realtime(&rt) {
                             Ok(_) => {
                                 let _ = ready.send(Ok(()));
-                                probe(&shared, &stop);
+                                probe(&shared, &shared.stalls[slot], &stop);
                             }
                             Err(e) => {
                                 let _ = ready.send(Err(e));
@@ -153,10 +174,19 @@ impl Drop for NoiseProbe {
     }
 }
 
-fn probe(shared: &ProbeShared, stop: &AtomicBool) {
+fn probe(shared: &ProbeShared, stalls: &StallLog, stop: &AtomicBool) {
     let mut due = Timestamp::now();
+    // On the way out: no more promises.
+    struct Done<'a>(&'a StallLog);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.expect(None);
+        }
+    }
+    let _done = Done(stalls);
     while !stop.load(Ordering::Relaxed) {
         due = due.add(PERIOD).max(Timestamp::now());
+        stalls.expect(Some(due));
         sys::sleep_until(due);
         let now = Timestamp::now();
         let late = now.saturating_since(due);
@@ -168,7 +198,7 @@ fn probe(shared: &ProbeShared, stop: &AtomicBool) {
             shared.over_1ms.fetch_add(1, Ordering::Relaxed);
         }
         if late >= STALL_THRESHOLD {
-            shared.stalls.record(due, now);
+            stalls.record(due, now);
         }
     }
 }

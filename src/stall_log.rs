@@ -17,17 +17,23 @@ pub(crate) const STALL_THRESHOLD: Duration = Duration::from_micros(100);
 const SLOTS: usize = 64;
 
 /// The last [`SLOTS`] stall intervals `[due, handled]`, newest merged in place.
+/// One writer per log: the merge reads and rewrites the newest slot.
 #[derive(Debug)]
 pub(crate) struct StallLog {
     start: [AtomicU64; SLOTS],
     end: [AtomicU64; SLOTS],
     /// Slot of the newest interval.
     head: AtomicUsize,
+    /// The time (ns) by which the logging thread promised to run again; past
+    /// it, the thread is stalled right now (a frozen thread cannot log its
+    /// own stall until it runs). `u64::MAX`: no promise (idle, nothing due).
+    expect_by: AtomicU64,
 }
 
 impl Default for StallLog {
     fn default() -> Self {
         StallLog {
+            expect_by: AtomicU64::new(u64::MAX),
             start: std::array::from_fn(|_| AtomicU64::new(0)),
             end: std::array::from_fn(|_| AtomicU64::new(0)),
             head: AtomicUsize::new(0),
@@ -59,14 +65,40 @@ impl StallLog {
         }
     }
 
+    /// Logging thread: it will run again by `due` (plus the threshold), or,
+    /// with `None`, makes no promise.
+    pub(crate) fn expect(&self, due: Option<Timestamp>) {
+        let ns = due.map_or(u64::MAX, |t| t.add(STALL_THRESHOLD).as_nanos());
+        self.expect_by.store(ns, Ordering::Release);
+    }
+
+    /// Another thread gave the logging thread work: it must run by `due`
+    /// (plus the threshold) at the latest.
+    pub(crate) fn expect_no_later_than(&self, due: Timestamp) {
+        self.expect_by
+            .fetch_min(due.add(STALL_THRESHOLD).as_nanos(), Ordering::AcqRel);
+    }
+
     /// How long the logging thread was stalled within `[from, to]`: the
     /// length of the union of its stall intervals there.
     pub(crate) fn stalled_within(&self, from: Timestamp, to: Timestamp) -> Duration {
         union_within(&[self], from, to)
     }
 
-    /// Copies the intervals overlapping `[from, to]`, clipped to it, into `out`.
+    /// Copies the intervals overlapping `[from, to]`, clipped to it, into
+    /// `out`, with the stall going on now (if any) as one more interval.
     fn clipped(&self, from: u64, to: u64, out: &mut [(u64, u64)], n: &mut usize) {
+        let now = Timestamp::now().as_nanos();
+        let promised = self.expect_by.load(Ordering::Acquire);
+        if now > promised && *n < out.len() {
+            // Stalled since the promised time (less the grace the promise had).
+            let since = promised.saturating_sub(STALL_THRESHOLD.as_nanos() as u64);
+            let (s, e) = (since.max(from), now.min(to));
+            if e > s {
+                out[*n] = (s, e);
+                *n += 1;
+            }
+        }
         for i in 0..SLOTS {
             let s = self.start[i].load(Ordering::Relaxed).max(from);
             let e = self.end[i].load(Ordering::Relaxed).min(to);
@@ -78,13 +110,25 @@ impl StallLog {
     }
 }
 
+/// A log with nothing in it: a placeholder in fixed-size arrays of logs.
+pub(crate) static EMPTY: StallLog = StallLog {
+    start: [const { AtomicU64::new(0) }; SLOTS],
+    end: [const { AtomicU64::new(0) }; SLOTS],
+    head: AtomicUsize::new(0),
+    expect_by: AtomicU64::new(u64::MAX),
+};
+
+/// Logs [`union_within`] can combine (one per CPU of the noise probe, plus
+/// the simulated chip's).
+pub(crate) const MAX_LOGS: usize = 17;
+
 /// The length of the union, within `[from, to]`, of the stall intervals of
 /// several logs (overlapping stretches count once). No allocation.
 pub(crate) fn union_within(logs: &[&StallLog], from: Timestamp, to: Timestamp) -> Duration {
     let (from, to) = (from.as_nanos(), to.as_nanos());
-    let mut spans = [(0u64, 0u64); 4 * SLOTS];
+    let mut spans = [(0u64, 0u64); MAX_LOGS * SLOTS];
     let mut n = 0;
-    for log in logs.iter().take(4) {
+    for log in logs.iter().take(MAX_LOGS) {
         log.clipped(from, to, &mut spans, &mut n);
     }
     let spans = &mut spans[..n];

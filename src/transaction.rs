@@ -11,11 +11,12 @@
 //! miss, the next transaction first settles the missed reply:
 //! - with [`ReplyEnd::Length`] the missing byte count is known: exactly that
 //!   many bytes are discarded when they arrive, waiting up to ten deadlines
-//!   for them (a device that never answers costs one such wait);
+//!   for them, plus any time the simulated chip or the machine was measurably
+//!   stalled meanwhile (a device that never answers costs one such wait);
 //! - with a terminator or predicate the length is unknown: input is
 //!   discarded until the line has been quiet for one deadline (at most ten).
 //!
-//! A reply later than ten deadlines cannot be told from a fresh answer
+//! A reply later than that cannot be told from a fresh answer
 //! without protocol framing; use [`ReplyEnd::Until`] with a check of your
 //! protocol's sequence field for that.
 
@@ -244,24 +245,40 @@ impl Port {
         }
     }
 
+    /// How long, within `[from, to]`, the simulated chip was stalled, the
+    /// machine was (noise probe), and either (their union).
+    fn stalls_within(&self, from: Timestamp, to: Timestamp) -> (Duration, Duration, Duration) {
+        use crate::stall_log::{EMPTY, MAX_LOGS, StallLog, union_within};
+        let chip = self.link.outbound.chip_stall_log();
+        let platform = self.transactions.platform.as_deref();
+        // The chip's log first, then one per CPU from the noise probe.
+        let mut logs: [Option<&StallLog>; MAX_LOGS] = [None; MAX_LOGS];
+        logs[0] = chip;
+        for (slot, log) in logs[1..]
+            .iter_mut()
+            .zip(platform.into_iter().flat_map(|p| p.logs()))
+        {
+            *slot = Some(log);
+        }
+        let within = |range: std::ops::Range<usize>| {
+            let mut picked = [&EMPTY; MAX_LOGS];
+            let mut n = 0;
+            for log in logs[range].iter().flatten() {
+                picked[n] = log;
+                n += 1;
+            }
+            union_within(&picked[..n], from, to)
+        };
+        (within(0..1), within(1..MAX_LOGS), within(0..MAX_LOGS))
+    }
+
     /// Tells what explains a miss whose reply took `late`: stalls of the
     /// simulated chip, machine stalls the noise probe measured, or neither
     /// (the host path). Stalls explain a miss only if, taken out of the
     /// transaction's time, they bring it within the deadline; where chip and
     /// machine stalls are needed together, the larger part names the cause.
     fn attribute(&mut self, submitted: Timestamp, late: Duration, deadline: Duration) {
-        let end = submitted.add(late);
-        let chip = self.link.outbound.chip_stall_log();
-        let platform = self.transactions.platform.as_deref().map(|p| &p.stalls);
-        let within = |logs: &[&crate::stall_log::StallLog]| {
-            crate::stall_log::union_within(logs, submitted, end)
-        };
-        let chip_time = chip.map_or(Duration::ZERO, |c| within(&[c]));
-        let platform_time = platform.map_or(Duration::ZERO, |p| within(&[p]));
-        let both = match (chip, platform) {
-            (Some(c), Some(p)) => within(&[c, p]),
-            _ => chip_time.max(platform_time),
-        };
+        let (chip_time, platform_time, both) = self.stalls_within(submitted, submitted.add(late));
         let tx = &mut self.transactions;
         if late.saturating_sub(chip_time) <= deadline {
             tx.chip_late_misses += 1;
@@ -278,17 +295,21 @@ impl Port {
 
     /// Discards the rest of a missed reply before the next request: the
     /// owed bytes if the length is known, else input until the line has been
-    /// quiet for one deadline; either way for at most ten deadlines.
+    /// quiet for one deadline; either way for at most ten deadlines of time
+    /// the device and the machine could run (measured stalls of the
+    /// simulated chip and of the machine extend the wait: a reply they
+    /// delayed is still a late reply, not a fresh one).
     ///
     /// When the late reply shows up, the miss is checked against the
     /// simulated chip's stalls: if the reply would have been in time without
     /// them, the chip (not the host) explains the miss.
     fn settle(&mut self, settle: Settle) -> Result<()> {
         let start = Timestamp::now();
-        let limit = settle.deadline * 10;
         let mut owed = settle.owed;
         let mut first = true;
         while owed != Some(0) {
+            let stalled = self.stalls_within(settle.submitted, Timestamp::now()).2;
+            let limit = settle.deadline * 10 + stalled;
             let left = limit.saturating_sub(start.elapsed());
             let wait = match owed {
                 Some(_) => left,

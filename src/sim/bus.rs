@@ -124,6 +124,9 @@ pub(crate) struct Bus {
     pub(crate) lateness: Mutex<Histogram<u64>>,
     /// Stretches of time the chip ran late (lock-free).
     pub(crate) stalls: crate::stall_log::StallLog,
+    /// When the host last rang the chip (ns), so the chip can tell how late
+    /// it woke up to host input.
+    pub(crate) rung_at: AtomicU64,
 }
 
 impl Bus {
@@ -138,11 +141,21 @@ impl Bus {
             state: Mutex::new(state),
             lateness: Mutex::new(new_latency_histogram()),
             stalls: crate::stall_log::StallLog::default(),
+            rung_at: AtomicU64::new(0),
         })
     }
 
     pub(crate) fn is_unplugged(&self) -> bool {
         self.unplugged.load(Ordering::Acquire)
+    }
+
+    /// Host side: new input for the chip (credits, OUT data, a command).
+    pub(crate) fn wake_chip(&self) {
+        let now = Timestamp::now();
+        self.rung_at.store(now.as_nanos(), Ordering::Relaxed);
+        // Silicon reacts to host input at once: the chip must run by now.
+        self.stalls.expect_no_later_than(now);
+        self.chip_wake.ring();
     }
 }
 
@@ -157,7 +170,7 @@ impl HostIn {
     /// Puts `n` more IN transfers in flight.
     pub(crate) fn submit(&self, n: u32) {
         self.bus.credits.fetch_add(n, Ordering::AcqRel);
-        self.bus.chip_wake.ring();
+        self.bus.wake_chip();
     }
 
     /// Waits up to `timeout` for completed IN transfers (or for `also`, the
@@ -259,7 +272,7 @@ impl HostOut {
         self.commands
             .send(Command::Control { request, reply })
             .map_err(|_| TransferError::NoDevice)?;
-        self.bus.chip_wake.ring();
+        self.bus.wake_chip();
         match answer.recv_timeout(timeout) {
             Ok(Ok((bytes, n))) => {
                 let n = n.min(data.len());
@@ -287,7 +300,7 @@ impl HostOut {
                     .counters
                     .bytes_from_host
                     .fetch_add(accepted.len() as u64, Ordering::Relaxed);
-                self.bus.chip_wake.ring();
+                self.bus.wake_chip();
             }
             if written == data.len() {
                 return Ok(written);

@@ -126,8 +126,17 @@ impl Engine {
     }
 
     /// The chip thread's body; returns on shutdown or unplug.
-    pub(crate) fn run(mut self) {
+    pub(crate) fn run(self) {
+        let bus = self.bus.clone();
+        self.run_loop();
+        // Gone: it promises nothing, so it is not counted as stalled.
+        bus.stalls.expect(None);
+    }
+
+    fn run_loop(mut self) {
         loop {
+            // Running: any promise is kept (a new one is made before sleeping).
+            self.bus.stalls.expect(None);
             let now = Timestamp::now();
             if !self.handle_commands(now) {
                 return;
@@ -153,6 +162,10 @@ impl Engine {
             if next.is_some_and(|t| t <= Timestamp::now()) {
                 continue;
             }
+            // Promise when the chip will run next (its next event), before
+            // the last look at host input: input after this point shortens
+            // the promise (Bus::wake_chip), so a stall is visible while it lasts.
+            self.bus.stalls.expect(next);
             // Announce the sleep, then look at host input once more: anything
             // that arrived before the announcement is handled now, anything
             // after it rings the doorbell.
@@ -164,8 +177,16 @@ impl Engine {
             if self.start_tx(now) | self.packetize(now) {
                 continue;
             }
-            let timeout = next.map(|t| t.saturating_since(Timestamp::now()));
-            let _ = self.bus.chip_wake.wait(timeout);
+            let slept = Timestamp::now();
+            let timeout = next.map(|t| t.saturating_since(slept));
+            if let Ok(true) = self.bus.chip_wake.wait(timeout) {
+                // Silicon reacts to host input at once: a late wakeup to it is
+                // the simulation's lateness, logged like a late event.
+                let rung = Timestamp::from_nanos(self.bus.rung_at.load(Ordering::Relaxed));
+                if rung > slept {
+                    self.bus.stalls.record(rung, Timestamp::now());
+                }
+            }
         }
     }
 

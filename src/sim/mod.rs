@@ -345,7 +345,7 @@ pub struct SimHandle {
 impl SimHandle {
     fn send(&self, command: Command) {
         if self.commands.send(command).is_ok() {
-            self.bus.chip_wake.ring();
+            self.bus.wake_chip();
         }
     }
 
