@@ -169,4 +169,44 @@ mod tests {
         );
         assert_eq!(log.stalled_within(t(6000), t(10_000)), Duration::ZERO);
     }
+
+    #[test]
+    fn a_second_stall_in_the_window_adds_up() {
+        let log = StallLog::default();
+        log.record(t(2000), t(5000));
+        log.record(t(7000), t(8000));
+        assert_eq!(
+            log.stalled_within(t(0), t(10_000)),
+            Duration::from_micros(4000)
+        );
+    }
+
+    #[test]
+    fn stalls_of_several_logs_count_once_where_they_overlap() {
+        let (a, b) = (StallLog::default(), StallLog::default());
+        a.record(t(1000), t(3000));
+        b.record(t(2000), t(4000)); // overlaps a by 1 ms
+        b.record(t(6000), t(6500));
+        assert_eq!(
+            union_within(&[&a, &b], t(0), t(10_000)),
+            Duration::from_micros(3500)
+        );
+    }
+
+    #[test]
+    fn a_stall_going_on_now_is_counted_before_the_thread_can_log_it() {
+        let log = StallLog::default();
+        let now = Timestamp::now();
+        log.expect(Some(Timestamp::from_nanos(now.as_nanos() - 5_000_000))); // due 5 ms ago
+        let stalled = log.stalled_within(t(0), now.add(Duration::from_secs(1)));
+        assert!(stalled >= Duration::from_millis(4), "{stalled:?}");
+        log.expect(None); // it ran; nothing due
+        assert_eq!(log.stalled_within(t(0), Timestamp::now()), Duration::ZERO);
+        log.expect_no_later_than(Timestamp::now().add(Duration::from_secs(60)));
+        assert_eq!(
+            log.stalled_within(t(0), Timestamp::now()),
+            Duration::ZERO,
+            "not due yet"
+        );
+    }
 }

@@ -103,5 +103,7 @@ mod tests {
             Timestamp::from_nanos(1_500_000_001).to_string(),
             "1.500000001"
         );
+        assert_eq!((a + Duration::from_micros(7)) - a, Duration::from_micros(7));
+        assert_eq!(a - (a + Duration::from_secs(1)), Duration::ZERO);
     }
 }
