@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::realtime::{Pinning, RealtimeConfig, make_current_thread_realtime};
-use crate::stall_log::{MAX_LOGS, STALL_THRESHOLD, StallLog, union_within};
+use crate::stall_log::{STALL_THRESHOLD, StallLog, union_within};
 use crate::sys;
 use crate::time::Timestamp;
 
@@ -71,19 +71,8 @@ impl ProbeShared {
         }
     }
 
-    /// Every CPU's log (at most `MAX_LOGS - 1`: one slot stays for the chip's).
-    pub(crate) fn logs(&self) -> impl Iterator<Item = &StallLog> {
-        self.stalls.iter().take(MAX_LOGS - 1)
-    }
-
     pub(crate) fn stalled_within(&self, from: Timestamp, to: Timestamp) -> Duration {
-        let mut logs = [&self.stalls[0]; MAX_LOGS];
-        let mut n = 0;
-        for log in self.logs() {
-            logs[n] = log;
-            n += 1;
-        }
-        union_within(&logs[..n], from, to)
+        union_within(&self.stalls, from, to)
     }
 }
 

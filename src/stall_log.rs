@@ -82,13 +82,12 @@ impl StallLog {
     /// How long the logging thread was stalled within `[from, to]`: the
     /// length of the union of its stall intervals there.
     pub(crate) fn stalled_within(&self, from: Timestamp, to: Timestamp) -> Duration {
-        union_within(&[self], from, to)
+        union_within([self], from, to)
     }
 
     /// Copies the intervals overlapping `[from, to]`, clipped to it, into
     /// `out`, with the stall going on now (if any) as one more interval.
-    fn clipped(&self, from: u64, to: u64, out: &mut [(u64, u64)], n: &mut usize) {
-        let now = Timestamp::now().as_nanos();
+    fn clipped(&self, from: u64, to: u64, now: u64, out: &mut [(u64, u64)], n: &mut usize) {
         let promised = self.expect_by.load(Ordering::Acquire);
         if now > promised && *n < out.len() {
             // Stalled since the promised time (less the grace the promise had).
@@ -110,26 +109,24 @@ impl StallLog {
     }
 }
 
-/// A log with nothing in it: a placeholder in fixed-size arrays of logs.
-pub(crate) static EMPTY: StallLog = StallLog {
-    start: [const { AtomicU64::new(0) }; SLOTS],
-    end: [const { AtomicU64::new(0) }; SLOTS],
-    head: AtomicUsize::new(0),
-    expect_by: AtomicU64::new(u64::MAX),
-};
-
 /// Logs [`union_within`] can combine (one per CPU of the noise probe, plus
 /// the simulated chip's).
 pub(crate) const MAX_LOGS: usize = 17;
 
 /// The length of the union, within `[from, to]`, of the stall intervals of
-/// several logs (overlapping stretches count once). No allocation.
-pub(crate) fn union_within(logs: &[&StallLog], from: Timestamp, to: Timestamp) -> Duration {
+/// several logs (overlapping stretches count once; logs past [`MAX_LOGS`]
+/// are ignored). No allocation.
+pub(crate) fn union_within<'a>(
+    logs: impl IntoIterator<Item = &'a StallLog>,
+    from: Timestamp,
+    to: Timestamp,
+) -> Duration {
     let (from, to) = (from.as_nanos(), to.as_nanos());
+    let now = Timestamp::now().as_nanos();
     let mut spans = [(0u64, 0u64); MAX_LOGS * SLOTS];
     let mut n = 0;
-    for log in logs.iter().take(MAX_LOGS) {
-        log.clipped(from, to, &mut spans, &mut n);
+    for log in logs.into_iter().take(MAX_LOGS) {
+        log.clipped(from, to, now, &mut spans, &mut n);
     }
     let spans = &mut spans[..n];
     spans.sort_unstable();
@@ -188,7 +185,7 @@ mod tests {
         b.record(t(2000), t(4000)); // overlaps a by 1 ms
         b.record(t(6000), t(6500));
         assert_eq!(
-            union_within(&[&a, &b], t(0), t(10_000)),
+            union_within([&a, &b], t(0), t(10_000)),
             Duration::from_micros(3500)
         );
     }

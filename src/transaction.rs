@@ -248,28 +248,19 @@ impl Port {
     /// How long, within `[from, to]`, the simulated chip was stalled, the
     /// machine was (noise probe), and either (their union).
     fn stalls_within(&self, from: Timestamp, to: Timestamp) -> (Duration, Duration, Duration) {
-        use crate::stall_log::{EMPTY, MAX_LOGS, StallLog, union_within};
+        use crate::stall_log::union_within;
         let chip = self.link.outbound.chip_stall_log();
-        let platform = self.transactions.platform.as_deref();
-        // The chip's log first, then one per CPU from the noise probe.
-        let mut logs: [Option<&StallLog>; MAX_LOGS] = [None; MAX_LOGS];
-        logs[0] = chip;
-        for (slot, log) in logs[1..]
-            .iter_mut()
-            .zip(platform.into_iter().flat_map(|p| p.logs()))
-        {
-            *slot = Some(log);
-        }
-        let within = |range: std::ops::Range<usize>| {
-            let mut picked = [&EMPTY; MAX_LOGS];
-            let mut n = 0;
-            for log in logs[range].iter().flatten() {
-                picked[n] = log;
-                n += 1;
-            }
-            union_within(&picked[..n], from, to)
-        };
-        (within(0..1), within(1..MAX_LOGS), within(0..MAX_LOGS))
+        let platform = self
+            .transactions
+            .platform
+            .as_deref()
+            .map_or(&[][..], |p| &p.stalls[..]);
+        (
+            union_within(chip, from, to),
+            union_within(platform, from, to),
+            // The chip's log first, so it is never the one left out.
+            union_within(chip.into_iter().chain(platform), from, to),
+        )
     }
 
     /// Tells what explains a miss whose reply took `late`: stalls of the
