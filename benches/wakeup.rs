@@ -10,13 +10,11 @@
 //!
 //! Run: `cargo bench --bench wakeup` (optionally `-- ITERATIONS`, default 20000).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ftdi_rt::sim::{Line, SimChip, SimConfig, WireByte};
 use ftdi_rt::{
-    LatencySummary, Pinning, Port, PortConfig, RealtimeConfig, RealtimePolicy, ReplyEnd,
+    CpuHogs, LatencySummary, Pinning, Port, PortConfig, RealtimeConfig, RealtimePolicy, ReplyEnd,
 };
 
 struct Outcome {
@@ -33,18 +31,7 @@ fn answer(byte: WireByte, line: &mut Line<'_>) {
 }
 
 fn run(realtime: bool, hogs: usize, iterations: usize) -> Outcome {
-    let stop = Arc::new(AtomicBool::new(false));
-    let hog_threads: Vec<_> = (0..hogs)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut x = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-                }
-            })
-        })
-        .collect();
+    let hogs = CpuHogs::start(hogs).expect("start CPU hogs");
     let policy = if realtime {
         RealtimePolicy::BestEffort
     } else {
@@ -97,10 +84,7 @@ fn run(realtime: bool, hogs: usize, iterations: usize) -> Outcome {
     })
     .join()
     .expect("scenario thread");
-    stop.store(true, Ordering::Relaxed);
-    for h in hog_threads {
-        let _ = h.join();
-    }
+    drop(hogs);
     outcome
 }
 

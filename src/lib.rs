@@ -65,6 +65,7 @@ pub mod bench_support;
 mod channel;
 mod doorbell;
 mod error;
+mod load;
 mod noise;
 mod port;
 pub mod proto;
@@ -81,6 +82,7 @@ mod transport;
 
 pub use channel::{CHUNK_CAPACITY, Chunk, Receiver};
 pub use error::{Error, Result};
+pub use load::CpuHogs;
 pub use noise::{NoiseProbe, NoiseSummary};
 pub use port::{Link, Port, PortConfig};
 pub use proto::{

@@ -14,7 +14,6 @@
 mod cli;
 mod report;
 mod run;
-mod stress;
 mod target;
 
 use std::process::ExitCode;
@@ -48,7 +47,13 @@ fn main() -> ExitCode {
         "idle".to_string()
     };
     // Before this thread becomes realtime, so the hogs do not inherit it.
-    let hogs = stress::Stress::start(opts.stress);
+    let hogs = match ftdi_rt::CpuHogs::start(opts.stress) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: cannot start {} CPU hogs: {e}", opts.stress);
+            return ExitCode::from(2);
+        }
+    };
     let probe = if opts.no_noise_probe {
         None
     } else {

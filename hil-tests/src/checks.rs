@@ -2,12 +2,10 @@
 //! program and the real-adapter suite: the far end echoes (TX wired to RX, or
 //! the rig's firmware in `echo` mode) or frobnicates (`frob` mode).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ftdi_rt::{Error, Port, RealtimeConfig, RealtimePolicy, ReplyEnd};
+use ftdi_rt::{Error, Port, ReplyEnd};
 
 /// Writes `data` and reads the same number of bytes back within `limit`;
 /// the echo must be identical.
@@ -146,45 +144,6 @@ pub fn request_reply(
     }
     r.latencies_us.sort_unstable();
     Ok(r)
-}
-
-/// CPU hogs: one busy SCHED_OTHER thread per CPU while alive.
-pub struct Hogs {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl Hogs {
-    /// Starts `n` hogs.
-    pub fn start(n: usize) -> Hogs {
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = (0..n)
-            .map(|_| {
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    // Undo an inherited realtime policy: a hog must be SCHED_OTHER.
-                    let normal = RealtimeConfig::default().with_policy(RealtimePolicy::Disabled);
-                    let _ = ftdi_rt::make_current_thread_realtime(&normal);
-                    let mut x = 1u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        x = std::hint::black_box(
-                            x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1),
-                        );
-                    }
-                })
-            })
-            .collect();
-        Hogs { stop, threads }
-    }
-}
-
-impl Drop for Hogs {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Streams echo traffic until the port reports `Disconnected`; `unplug` is

@@ -45,7 +45,7 @@ use ftdi_rt::{
     Chip, DataBits, Error, FlowControl, LineProperties, Link, ModemStatus, Parity, Port,
     PortConfig, RealtimeConfig, ReplyEnd, Selector, StopBits,
 };
-use ftdi_rt_hil::checks::{self, Hogs};
+use ftdi_rt_hil::checks;
 
 /// Burst sizes: around the 62-byte payload of a 64-byte full-speed packet
 /// (61..64, 124, 125), the 496 bytes of one 8-packet transfer, and bursts
@@ -318,7 +318,7 @@ fn request_reply_under_cpu_stress_misses_no_deadline() {
         checks::request_reply(&mut port, 50, STRESS_DEADLINE, request, reply)
             .unwrap_or_else(|e| panic!("warm-up: {e}"));
         let before = port.stats();
-        let hogs = Hogs::start(cpus);
+        let hogs = ftdi_rt::CpuHogs::start(cpus).expect("start CPU hogs");
         let r = checks::request_reply(
             &mut port,
             STRESS_TRANSACTIONS,

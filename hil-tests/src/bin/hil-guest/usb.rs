@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ftdi_rt::sim::Frobnicator;
 use ftdi_rt::{Chip, Error, LineProperties, Parity, Port, PortConfig, Selector, StopBits};
-use ftdi_rt_hil::checks::{self, Hogs};
+use ftdi_rt_hil::checks;
 use ftdi_rt_hil::guest::{Ctx, Outcome, is_char_device, wait_until};
 use ftdi_rt_hil::proto::{FROB_REQUEST_LEN, Mode};
 
@@ -194,7 +194,7 @@ pub fn compare(ctx: &mut Ctx) -> Outcome {
         let mut summary = Vec::new();
         for hogs in [0, cpus] {
             let load = if hogs == 0 { "idle" } else { "hog" };
-            let _hogs = Hogs::start(hogs);
+            let _hogs = ftdi_rt::CpuHogs::start(hogs).map_err(|e| format!("CPU hogs: {e}"))?;
             for path in ["usb", "tty"] {
                 let mut port = if path == "usb" {
                     open_usb()?
