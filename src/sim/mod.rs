@@ -58,6 +58,8 @@ mod bus;
 mod device;
 mod engine;
 mod registers;
+#[cfg(feature = "usbip")]
+pub mod usb;
 
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
