@@ -51,7 +51,7 @@
 //!
 //! ## Linux permissions
 //! Opening a USB device needs write access to `/dev/bus/usb/BBB/DDD`: install
-//! `udev/99-ftdi-rt.rules` (see the README). ftdi-rt detaches `ftdi_sio` from
+//! `udev/60-ftdi-rt.rules` (see the README). ftdi-rt detaches `ftdi_sio` from
 //! the interface it claims and re-attaches it on close, so `/dev/ttyUSBn`
 //! comes back.
 //!
