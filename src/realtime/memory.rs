@@ -273,6 +273,8 @@ pub(crate) fn lock_regions(
         }
         ordered.push((what, fresh));
     }
+    // A kind whose pages were all counted under an earlier kind is not listed.
+    status.regions.retain(|r| r.bytes > 0);
     let mut lease = MemoryLease::default();
     match locking {
         MemoryLocking::Off => return (lease, status),
