@@ -359,8 +359,9 @@ pub(crate) const CAP_IPC_LOCK: u32 = 14;
 pub(crate) const PREFAULT_STACK_BYTES: usize = 256 * 1024;
 
 /// Touches the top [`PREFAULT_STACK_BYTES`] of the current thread's stack so
-/// the pages are resident before the realtime loop starts (with `mlockall`
-/// they then stay): the first call into a deep function must not page-fault.
+/// the pages are resident before the realtime loop starts (the top of it is
+/// then locked, see `realtime::STACK_LOCK_BYTES`): the first call into a deep
+/// function must not page-fault.
 #[inline(never)]
 pub(crate) fn prefault_stack() {
     let mut block = [0u8; PREFAULT_STACK_BYTES];
