@@ -110,7 +110,7 @@ mod tests {
 
     fn ev(n: u8) -> WireEvent {
         WireEvent {
-            direction: if n % 2 == 0 {
+            direction: if n.is_multiple_of(2) {
                 WireDirection::ToDevice
             } else {
                 WireDirection::FromDevice
