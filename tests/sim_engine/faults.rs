@@ -77,3 +77,21 @@ fn configurations_no_chip_has_are_refused() {
     let e = ChannelEngine::new(Loopback::new(), &b, T0).unwrap();
     assert_eq!((e.interface(), e.max_packet_size()), (Interface::B, 512));
 }
+
+#[test]
+fn a_device_sending_in_the_past_cannot_turn_the_clock_back() {
+    // It answers "x\n" to each byte, claiming to have sent it at time 0.
+    let device = |_: ftdi_rt::sim::WireByte, line: &mut ftdi_rt::sim::Line<'_>| {
+        line.send_at(ftdi_rt::Timestamp::from_nanos(0), b"x\n");
+    };
+    let mut e = engine(device, SimConfig::default());
+    setup(&mut e, 115_200, 16);
+    let newline = ControlRequest::event_char(A, Some(b'\n'));
+    e.handle_control(T0, &newline).unwrap();
+    let packets = crate::drive::run(&mut e, 1, &mut &b"a"[..], T0 + MS * 5);
+    assert_eq!(packets.len(), 1);
+    assert_eq!(packets[0].payload(), b"x\n");
+    // The reply reaches the chip when the device gives it, as "a" ends.
+    let sent = crate::drive::wire(&e, ftdi_rt::sim::WireDirection::ToDevice)[0];
+    assert_eq!(packets[0].sent_at(), sent.end);
+}
