@@ -313,15 +313,19 @@ impl<F: UsbFunction + Send + 'static> AttachedDevice<F> {
             .map(|r| r.bus_id.clone())
     }
 
-    /// Waits until the host has addressed the device and returns its name.
+    /// Waits until the kernel has enumerated the device (addressed it and
+    /// registered it: its `/sys/bus/usb/devices` entry exists) and returns
+    /// its name.
     ///
     /// # Errors
     /// [`UsbipError::NotAttached`] when the device is unplugged or not
-    /// addressed within `timeout`.
+    /// enumerated within `timeout`.
     pub fn wait_for_bus_id(&self, timeout: Duration) -> Result<String, UsbipError> {
         let start = Instant::now();
         loop {
-            if let Some(id) = self.bus_id() {
+            if let Some(id) = self.bus_id()
+                && vhci::usb_device_dir(&id).join("idVendor").exists()
+            {
                 return Ok(id);
             }
             if let Some(reason) = self.detached() {
@@ -329,7 +333,7 @@ impl<F: UsbFunction + Send + 'static> AttachedDevice<F> {
             }
             if start.elapsed() >= timeout {
                 return Err(UsbipError::NotAttached(format!(
-                    "the host did not address the device within {timeout:?} (see dmesg)"
+                    "the host did not enumerate the device within {timeout:?} (see dmesg)"
                 )));
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -338,8 +342,7 @@ impl<F: UsbFunction + Send + 'static> AttachedDevice<F> {
 
     /// The device's directory in `/sys/bus/usb/devices`, once addressed.
     pub fn sysfs_device(&self) -> Option<PathBuf> {
-        self.bus_id()
-            .map(|id| PathBuf::from("/sys/bus/usb/devices").join(id))
+        self.bus_id().map(|id| vhci::usb_device_dir(&id))
     }
 
     /// The tty node each interface has (`(0, "ttyUSB0")`), by interface

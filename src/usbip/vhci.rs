@@ -189,11 +189,16 @@ pub(crate) fn kernel_threads(name: &str) -> Vec<i32> {
     pids
 }
 
+/// The sysfs directory of the USB device the kernel calls `bus_id`.
+pub(crate) fn usb_device_dir(bus_id: &str) -> PathBuf {
+    Path::new("/sys/bus/usb/devices").join(bus_id)
+}
+
 /// The interfaces of the USB device `bus_id` and the tty each one has
 /// (`ttyUSB0` directly in the interface directory for usb-serial drivers,
 /// `tty/ttyACM0` for cdc-acm), by interface number.
 pub(crate) fn interface_ttys(bus_id: &str) -> Vec<(u8, String)> {
-    let dev = Path::new("/sys/bus/usb/devices").join(bus_id);
+    let dev = usb_device_dir(bus_id);
     let prefix = format!("{bus_id}:");
     let Ok(dir) = fs::read_dir(&dev) else {
         return Vec::new();
