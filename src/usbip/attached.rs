@@ -173,8 +173,8 @@ impl<F: UsbFunction + Send + 'static> AttachedDevice<F> {
     /// detached it): the kernel sees a new device. Preferably on the same port.
     ///
     /// # Errors
-    /// As [`attach`](Self::attach); attaching a device that is attached is
-    /// [`UsbipError::NotAttached`]'s opposite and returns `Ok` at once.
+    /// As [`attach`](Self::attach). A device that is attached stays as it
+    /// is (`Ok`).
     pub fn replug(&mut self) -> Result<(), UsbipError> {
         self.reap();
         if self.running.is_some() {
