@@ -156,7 +156,8 @@ build_static_guest() {
 
 # static_test_binary TEST : builds the hil-tests integration test TEST
 # statically, as build_static_guest does, and prints the executable's path
-# (from cargo's JSON messages).
+# (from cargo's JSON messages; awk reads them all, so cargo never writes
+# into a closed pipe).
 static_test_binary() {
     local test=$1
     (cd "$ROOT" && RUSTFLAGS="-C target-feature=+crt-static" \
@@ -164,7 +165,8 @@ static_test_binary() {
         --target "$GUEST_TARGET" --target-dir "$(guest_target_dir)" \
         --message-format=json-render-diagnostics) |
         awk -v t="\"name\":\"$test\"" 'index($0, t) && /"executable":"/ {
-            sub(/.*"executable":"/, ""); sub(/".*/, ""); print; exit }'
+            exe = $0; sub(/.*"executable":"/, "", exe); sub(/".*/, "", exe) }
+            END { print exe }'
 }
 
 # new_initramfs RD : an empty initramfs root with busybox.

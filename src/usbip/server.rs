@@ -13,9 +13,13 @@
 //! Unlinks follow the kernel's usbip-host (`stub_rx.c`, `stub_tx.c`) and
 //! what vhci-hcd expects (`vhci_rx.c`): an unlinked URB that was still
 //! pending gets no `RET_SUBMIT`, only a `RET_UNLINK` with `-ECONNRESET`
-//! carrying the unlink's seqnum (a `RET_SUBMIT` vhci no longer knows would
-//! make it drop the connection); a URB that had already completed has had
-//! its `RET_SUBMIT`, and the unlink is answered with status 0.
+//! carrying the unlink's seqnum (a `RET_SUBMIT` after that, for a URB vhci
+//! no longer knows, would make it drop the connection); a URB that had
+//! already completed has had its `RET_SUBMIT`, and the unlink is answered
+//! with status 0. One addition: an OUT URB the device had partly accepted
+//! when it was cancelled gets its `RET_SUBMIT` (`-ECONNRESET` and the bytes
+//! accepted) before the `RET_UNLINK`, since a `RET_UNLINK` carries no length
+//! and a real host controller reports what went out.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -357,7 +361,15 @@ impl<F: UsbFunction> Server<F> {
             );
             return;
         };
-        if let (UrbStatus::Cancelled, Some(unlink)) = (c.status, urb.unlink) {
+        // Cancelled whole: the RET_UNLINK alone gives the URB back. An OUT
+        // the device had partly accepted is answered with a RET_SUBMIT
+        // first, because a RET_UNLINK carries no length and the host must
+        // learn what went out; vhci gives the URB back from the RET_SUBMIT
+        // (with the unlink's status) and then finds the RET_UNLINK's URB
+        // already given back, which it accepts.
+        if let (UrbStatus::Cancelled, Some(unlink)) = (c.status, urb.unlink)
+            && (urb.dir_in || c.actual_length == 0)
+        {
             self.queue(Reply::Unlink(RetUnlink {
                 seqnum: unlink,
                 status: -libc::ECONNRESET,
@@ -389,8 +401,9 @@ impl<F: UsbFunction> Server<F> {
             error_count: 0,
             data,
         }));
-        // Completed while its unlink was being handled: the unlink was too
-        // late, which status 0 tells (after the RET_SUBMIT, as usbip-host does).
+        // Completed while its unlink was being handled (or cancelled after
+        // part of it went out): the unlink was too late to cancel it whole,
+        // which status 0 tells, after the RET_SUBMIT as usbip-host orders them.
         if let Some(unlink) = urb.unlink {
             self.queue(Reply::Unlink(RetUnlink {
                 seqnum: unlink,

@@ -27,7 +27,8 @@ const STATUS_PACKET: [u8; 2] = [0x01, 0x60];
 
 /// A loopback device: OUT data on endpoint 2 comes back on IN endpoint 1;
 /// GET_DESCRIPTOR(device) answers, every other control request STALLs; a
-/// timer, when set, sends a status packet into a pending IN URB.
+/// timer, when set, sends a status packet into a pending IN URB. Endpoint 4
+/// is a full FIFO: it accepts the first 3 bytes of an OUT and NAKs the rest.
 #[derive(Debug, Default)]
 struct Fake {
     pending_in: VecDeque<Urb>,
@@ -37,6 +38,8 @@ struct Fake {
     timeouts: u32,
     received: Vec<u8>,
     unplugged: bool,
+    /// The OUT URB on endpoint 4, held after 3 bytes.
+    stuck_out: Option<Urb>,
 }
 
 impl Fake {
@@ -92,6 +95,10 @@ impl UsbFunction for Fake {
                 self.pending_in.push_back(urb);
                 self.deliver();
             }
+            (4, false) => {
+                self.received.extend(urb.data.iter().take(3));
+                self.stuck_out = Some(urb);
+            }
             (_, false) => {
                 let n = urb.data.len();
                 self.received.extend_from_slice(&urb.data);
@@ -103,6 +110,11 @@ impl UsbFunction for Fake {
     }
 
     fn unlink(&mut self, _now: Timestamp, id: u32) -> bool {
+        if self.stuck_out.as_ref().is_some_and(|u| u.id == id) {
+            let accepted = self.stuck_out.take().map_or(0, |u| u.data.len().min(3));
+            self.complete(id, UrbStatus::Cancelled, Vec::new(), accepted);
+            return true;
+        }
         let Some(i) = self.pending_in.iter().position(|u| u.id == id) else {
             return false;
         };
@@ -349,6 +361,32 @@ fn unlinking_a_pending_urb_cancels_it_without_a_ret_submit() {
         "the data waits for the next URB"
     );
     rig.finish();
+}
+
+#[test]
+fn a_partly_accepted_out_urb_reports_its_length_before_the_unlink() {
+    let mut rig = Rig::start();
+    rig.submit(70, 4, Direction::Out, 8, b"12345678");
+    rig.barrier(71); // nothing for URB 70: it waits for FIFO space
+    rig.send(Command::Unlink(CmdUnlink {
+        seqnum: 72,
+        devid: 1,
+        victim: 70,
+    }));
+    assert_eq!(
+        rig.recv(),
+        ret(70, -libc::ECONNRESET, 3, &[]),
+        "3 bytes went out"
+    );
+    assert_eq!(
+        rig.recv(),
+        Reply::Unlink(RetUnlink {
+            seqnum: 72,
+            status: 0
+        })
+    );
+    let (fake, _) = rig.finish();
+    assert_eq!(fake.received, b"123");
 }
 
 #[test]

@@ -22,13 +22,27 @@ use ftdi_rt_hil::guest::{Case, Ctx, Selection, emit, run_cases};
 use ftdi_rt_hil::vdev::VhciThreads;
 
 mod probe;
+mod smoke;
+mod suite;
 
 /// The registry, in run order.
-const CASES: &[Case] = &[Case {
-    name: "usbip-attach",
-    about: "a descriptor-only device attaches through vhci-hcd, enumerates, unplugs, replugs; the host's detach is seen",
-    run: probe::usbip_attach,
-}];
+const CASES: &[Case] = &[
+    Case {
+        name: "usbip-attach",
+        about: "a descriptor-only device attaches through vhci-hcd, enumerates, unplugs, replugs; the host's detach is seen",
+        run: probe::usbip_attach,
+    },
+    Case {
+        name: "smoke",
+        about: "FT232R 0403:6001 enumerates, ttyUSB0, frob exchange via tty and usb, ~1000 status packets/s idle, unplug gives Disconnected, replug works",
+        run: smoke::smoke,
+    },
+    Case {
+        name: "real-adapter",
+        about: "the real-adapter suite (tests/real_adapter) against a loopback FT232R with RTS->CTS and DTR->DSR jumpers",
+        run: suite::real_adapter,
+    },
+];
 
 fn usage() -> ExitCode {
     eprintln!(
