@@ -4,17 +4,19 @@
 //! The test binary is built statically by `vtime/run.sh` and sits at
 //! `/bin/real_adapter`; this case attaches a loopback adapter (TX wired to
 //! RX, RTS→CTS and DTR→DSR jumpers modelled), runs the binary with the
-//! adapter named by its serial number and `FTDI_RT_HIL_JUMPERS=1`, and
-//! reports every test: PASS, FAIL, or SKIP with the reason the suite printed
-//! (a skipped test returns early, which libtest counts as "ok": here it is
-//! not counted as passed).
+//! adapter named by its serial number, `FTDI_RT_HIL_JUMPERS=1` and
+//! `FTDI_RT_HIL_UNPLUG=1`, plays the person at the machine (it unplugs and
+//! replugs the adapter when the suite asks), and reports every test: PASS,
+//! FAIL, or SKIP with the reason the suite printed (a skipped test returns
+//! early, which libtest counts as "ok": here it is not counted as passed).
 
-use std::io::Read;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ftdi_rt::sim::Loopback;
-use ftdi_rt::sim::usb::VirtualFtdi;
+use ftdi_rt::sim::usb::{UsbFunction, VirtualFtdi};
 use ftdi_rt::{Chip, Interface, Timestamp};
 use ftdi_rt_hil::guest::{Ctx, Outcome, emit};
 use ftdi_rt_hil::proto::{ResultLine, Verdict};
@@ -108,47 +110,104 @@ pub fn parse_libtest(output: &str) -> Vec<TestOutcome> {
     tests
 }
 
-/// Runs the suite against the adapter with serial number `serial`; prints
-/// one `RESULT real-adapter::<test>` line per test and returns the case's
+/// The suite's prompts to the person at the machine, which the rig answers
+/// by unplugging and replugging the virtual adapter.
+const UNPLUG_PROMPT: &str = ">>> unplug the adapter now";
+const REPLUG_PROMPT: &str = ">>> plug it back in";
+/// How long after a prompt the rig acts (a person takes longer; data
+/// streams meanwhile, so the unplug happens mid-stream).
+const PROMPT_DELAY: Duration = Duration::from_millis(500);
+
+/// Runs the suite against `dev` (named by its serial number `serial`),
+/// playing the person at the machine: when the suite asks for the adapter
+/// to be unplugged or plugged back in, the device is. Prints one
+/// `RESULT real-adapter::<test>` line per test and returns the case's
 /// outcome: failed if a test failed or none ran.
-pub fn run_suite(ctx: &Ctx, serial: &str, limit: Duration) -> Result<String, String> {
-    let (mut reader, writer) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
+pub fn run_suite<F: UsbFunction + Send + 'static>(
+    ctx: &Ctx,
+    dev: &mut VirtualDevice<F>,
+    serial: &str,
+    limit: Duration,
+) -> Result<String, String> {
+    let (reader, writer) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
     let t0 = Instant::now();
     let mut child = Command::new(SUITE_BIN)
         .args(["--test-threads=1"])
         .env("FTDI_RT_HIL_DEVICE", format!("serial:{serial}"))
         .env("FTDI_RT_HIL_JUMPERS", "1")
-        .env_remove("FTDI_RT_HIL_UNPLUG")
+        .env("FTDI_RT_HIL_UNPLUG", "1")
         .stdin(Stdio::null())
         .stdout(writer.try_clone().map_err(|e| format!("pipe: {e}"))?)
         .stderr(writer)
         .spawn()
         .map_err(|e| format!("{SUITE_BIN}: {e}"))?;
-    // Read on a thread while this one watches the clock: the suite's own
-    // watchdogs end a hung test, this ends a hung suite.
-    let collector = std::thread::spawn(move || {
-        let mut output = String::new();
-        reader.read_to_string(&mut output).map(|_| output)
-    });
-    let status = loop {
-        match child.try_wait().map_err(|e| format!("wait: {e}"))? {
-            Some(status) => break status,
-            None if t0.elapsed() >= limit => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{SUITE_BIN} still running after {limit:?}: killed"));
+    // Lines arrive through a thread, so this one can watch the clock (the
+    // suite's own watchdogs end a hung test, this ends a hung suite) and
+    // answer prompts while the suite runs.
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
             }
-            None => std::thread::sleep(Duration::from_millis(50)),
         }
-    };
-    let output = collector
-        .join()
-        .map_err(|_| "the output reader panicked".to_string())?
-        .map_err(|e| format!("reading the suite's output: {e}"))?;
+    });
+    let mut output = String::new();
+    let mut prompt: Option<(Instant, bool)> = None;
+    let mut finished = None;
+    loop {
+        match lines.recv_timeout(Duration::from_millis(20)) {
+            Ok(line) => {
+                if line.contains(UNPLUG_PROMPT) {
+                    prompt = Some((Instant::now() + PROMPT_DELAY, false));
+                } else if line.contains(REPLUG_PROMPT) {
+                    prompt = Some((Instant::now() + PROMPT_DELAY, true));
+                }
+                output.push_str(&line);
+                output.push('\n');
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // The suite closed its output: it has ended.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                finished = Some(child.wait().map_err(|e| format!("wait: {e}"))?);
+            }
+        }
+        if let Some((at, replug)) = prompt
+            && Instant::now() >= at
+        {
+            prompt = None;
+            let done = if replug { dev.replug() } else { dev.unplug() };
+            let what = if replug { "replugged" } else { "unplugged" };
+            let note = match done {
+                Ok(took) => format!("# rig: {what} the adapter in {} ms", took.as_millis()),
+                Err(e) => format!("# rig: could not have the adapter {what}: {e}"),
+            };
+            output.push_str(&note);
+            output.push('\n');
+        }
+        if let Some(status) = finished {
+            break status_summary(ctx, &output, status, t0);
+        }
+        if t0.elapsed() >= limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{SUITE_BIN} still running after {limit:?}: killed"));
+        }
+    }
+}
+
+/// Logs the output, prints a `RESULT` per test, and sums them up.
+fn status_summary(
+    ctx: &Ctx,
+    output: &str,
+    status: std::process::ExitStatus,
+    t0: Instant,
+) -> Result<String, String> {
     for line in output.lines() {
         ctx.log(line);
     }
-    let tests = parse_libtest(&output);
+    let tests = parse_libtest(output);
     for t in &tests {
         let text = if t.text.is_empty() {
             "on the virtual adapter".to_string()
@@ -188,9 +247,9 @@ pub fn real_adapter(ctx: &mut Ctx) -> Outcome {
             .serial_number(SUITE_SERIAL)
             .build(Timestamp::now())
             .map_err(|e| format!("building the loopback FT232R: {e}"))?;
-        let dev = VirtualDevice::attach(function, vhci, 1)?;
+        let mut dev = VirtualDevice::attach(function, vhci, 1)?;
         ctx.log(&dev.describe());
-        let summary = run_suite(ctx, SUITE_SERIAL, SUITE_LIMIT)?;
+        let summary = run_suite(ctx, &mut dev, SUITE_SERIAL, SUITE_LIMIT)?;
         ctx.log(&dev.describe());
         Ok(summary)
     };
