@@ -38,6 +38,9 @@ echo "==== VTIME-RESULTS-BEGIN"
 rc=$?
 echo "vtime-init: vtime-guest exit=$rc"
 echo "==== VTIME-RESULTS-END"
+# The kernel log, kept off the console while the cases ran (loglevel=3).
+echo "==== guest dmesg (warnings and worse)"
+dmesg | grep -iE 'warn|err|bug|fail|oops|call trace|vhci|usb' | tail -n 60
 
 sync
 poweroff -f

@@ -125,6 +125,8 @@ pub(crate) struct Server<F> {
     pending: HashMap<u32, Pending>,
     lateness: Histogram<u64>,
     last_publish: Timestamp,
+    /// When this server took the function.
+    started: Timestamp,
 }
 
 impl<F: UsbFunction> Server<F> {
@@ -145,6 +147,7 @@ impl<F: UsbFunction> Server<F> {
             pending: HashMap::with_capacity(64),
             lateness: new_latency_histogram(),
             last_publish: Timestamp::now(),
+            started: Timestamp::now(),
         }
     }
 
@@ -161,6 +164,7 @@ impl<F: UsbFunction> Server<F> {
             Ok(()) => self.serve(),
             Err(e) => DetachReason::Failed(format!("socket: {e}")),
         };
+        self.forget_host();
         self.publish(true);
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
         if let Ok(mut ending) = self.shared.ending.lock() {
@@ -208,6 +212,24 @@ impl<F: UsbFunction> Server<F> {
         }
     }
 
+    /// The link is gone, and with it every URB the host had submitted: the
+    /// function must not keep them (after a replug it would send data into
+    /// URBs of a connection that no longer exists). They are unlinked, and
+    /// what they complete with goes nowhere.
+    fn forget_host(&mut self) {
+        let now = Timestamp::now();
+        self.advance(now);
+        let ids: Vec<u32> = self.pending.keys().copied().collect();
+        for id in ids {
+            self.function.unlink(now, id);
+        }
+        while self.function.poll_completion().is_some() {}
+        self.pending.clear();
+        self.input.clear();
+        self.output.clear();
+        self.written = 0;
+    }
+
     /// Runs the queued jobs; `Some` if asked to unplug.
     fn run_jobs(&mut self) -> Option<DetachReason> {
         loop {
@@ -233,8 +255,10 @@ impl<F: UsbFunction> Server<F> {
             && due <= now
         {
             self.function.handle_timeout(now);
+            // Time due before this server started (an event that fell due
+            // while the device was unplugged) is not this server's lateness.
             let late = now
-                .saturating_since(due)
+                .saturating_since(due.max(self.started))
                 .as_nanos()
                 .min(u128::from(u64::MAX)) as u64;
             self.lateness.saturating_record(late.max(1));

@@ -156,6 +156,10 @@ struct Rig {
 
 impl Rig {
     fn start() -> Rig {
+        Rig::start_with(Fake::default())
+    }
+
+    fn start_with(fake: Fake) -> Rig {
         let (kernel, device) = UnixStream::pair().unwrap();
         kernel
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -163,9 +167,8 @@ impl Rig {
         let shared = Arc::new(Shared::new().unwrap());
         let (control, requests) = mpsc::channel();
         let server_shared = shared.clone();
-        let server = std::thread::spawn(move || {
-            Server::new(Fake::default(), device, requests, server_shared).run()
-        });
+        let server =
+            std::thread::spawn(move || Server::new(fake, device, requests, server_shared).run());
         Rig {
             kernel,
             control,
@@ -429,6 +432,28 @@ fn a_due_timeout_runs_and_its_lateness_is_measured() {
 }
 
 #[test]
+fn a_timeout_that_fell_due_before_the_server_started_is_not_its_lateness() {
+    // As after a replug: the function's timer fell due while unplugged.
+    let ten_s_ago =
+        Timestamp::from_nanos(Timestamp::now().as_nanos().saturating_sub(10_000_000_000));
+    let mut rig = Rig::start_with(Fake {
+        timer: Some(ten_s_ago),
+        ..Fake::default()
+    });
+    rig.barrier(1);
+    let shared = rig.shared.clone();
+    let (fake, _) = rig.finish();
+    assert_eq!(fake.timeouts, 1, "the stale timeout is handled at once");
+    let late = shared.lateness.lock().unwrap();
+    assert_eq!(late.len(), 1);
+    assert!(
+        late.max() < 5_000_000_000,
+        "the 10 s while nobody served the device counted as lateness: {} ns",
+        late.max()
+    );
+}
+
+#[test]
 fn a_message_written_a_byte_at_a_time_is_served_whole() {
     let mut rig = Rig::start();
     let mut wire = Vec::new();
@@ -474,6 +499,21 @@ fn unplug_from_the_handle_closes_the_link() {
     rig.shared.bell.ring_always();
     rig.expect_eof();
     assert_eq!(rig.finish().1, DetachReason::Unplugged);
+}
+
+#[test]
+fn urbs_of_a_closed_link_are_unlinked_in_the_function() {
+    let mut rig = Rig::start();
+    rig.submit(80, 1, Direction::In, 64, &[]);
+    rig.submit(81, 1, Direction::In, 64, &[]);
+    rig.barrier(82);
+    let (fake, reason) = rig.finish();
+    assert_eq!(reason, DetachReason::HostDetached);
+    assert!(
+        fake.pending_in.is_empty(),
+        "after a replug, data must not go into URBs of the old link: {:?}",
+        fake.pending_in
+    );
 }
 
 #[test]

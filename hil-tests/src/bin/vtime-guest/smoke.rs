@@ -94,6 +94,17 @@ pub fn smoke(ctx: &mut Ctx) -> Outcome {
     let run = |ctx: &mut Ctx| -> Result<String, String> {
         let mut dev = VirtualDevice::attach(frob_ft232r(SMOKE_SERIAL)?, vhci, 1)?;
         ctx.log(&dev.describe());
+        let late = |ctx: &Ctx, dev: &VirtualDevice<VirtualFtdi>, after: &str| {
+            let h = dev.device().lateness();
+
+            ctx.log(&format!(
+                "server lateness after {after}: n={} p99={} us max={} us",
+                h.len(),
+                h.value_at_quantile(0.99) / 1000,
+                h.max() / 1000
+            ));
+        };
+        late(ctx, &dev, "attach");
         let enumerated = check_enumeration(dev.bus_id())?;
         let tty = dev.tty()?.to_string();
         if tty != "/dev/ttyUSB0" {
@@ -104,8 +115,10 @@ pub fn smoke(ctx: &mut Ctx) -> Outcome {
             Port::open_tty(&tty, &PortConfig::default()).map_err(|e| format!("open_tty: {e}"))?;
         let tty_rtt = exchange(&mut port, 1)?;
         drop(port);
+        late(ctx, &dev, "the tty exchange");
 
         let mut port = open_usb()?;
+        late(ctx, &dev, "open_usb");
         let usb_rtt = exchange(&mut port, 2)?;
         // Idle at latency timer 1 ms: the chip sends a status-only packet
         // every millisecond while the reader keeps IN transfers pending.
@@ -113,6 +126,7 @@ pub fn smoke(ctx: &mut Ctx) -> Outcome {
         let t0 = Instant::now();
         std::thread::sleep(Duration::from_secs(1));
         let status_only = port.stats().status_only_packets - before;
+        late(ctx, &dev, "the idle second");
         let per_second = status_only as f64 / t0.elapsed().as_secs_f64();
         if !(900.0..=1100.0).contains(&per_second) {
             return Err(format!(
@@ -149,7 +163,9 @@ pub fn smoke(ctx: &mut Ctx) -> Outcome {
         let why = port.stats().disconnect.unwrap_or_default();
         drop(port);
 
+        late(ctx, &dev, "the unplug");
         let replug = dev.replug()?;
+        late(ctx, &dev, "the replug");
         let mut port = open_usb()?;
         exchange(&mut port, 3).map_err(|e| format!("after the replug: {e}"))?;
         drop(port);
