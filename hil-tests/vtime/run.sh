@@ -127,11 +127,10 @@ printf '%s: %-10s %6s s\n' "$STEP_PREFIX" prepared "$(since "$T0")"
 
 # ------------------------------------------------------------------ 5. boot
 # loglevel=3: only critical kernel messages reach the console while cases
-# run. The serial console is written with interrupts off, and vhci-hcd logs
-# an error on every port reset of a full-speed device ("vhci_device speed
-# not set") under its spinlock: printed, that stalled the whole guest, the
-# device server included, by several milliseconds. init.sh prints the kernel
-# log after the END marker instead.
+# run, so the kernel's own console writes (the 8250 console busy-waits per
+# character) stay out of the measured paths; vhci-hcd alone logs an error on
+# every port reset of a full-speed device ("vhci_device speed not set").
+# init.sh prints the kernel log after the END marker instead.
 # The console, each line prefixed with the wall time since QEMU started
 # ([ss.mmm], bash's EPOCHREALTIME: no fork per line), into the log and to
 # stdout. The guest's own clock is virtual under icount; its uptime is in
