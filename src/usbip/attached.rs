@@ -115,13 +115,14 @@ struct Running<F> {
 /// use ftdi_rt::sim::usb::UsbFunction;
 /// use ftdi_rt::usbip::{AttachOptions, AttachedDevice, UsbipError};
 ///
-/// fn plug_in<F: UsbFunction + Send + 'static>(function: F) -> Result<(), UsbipError> {
+/// pub fn plug_in<F: UsbFunction + Send + 'static>(function: F) -> Result<(), UsbipError> {
 ///     let mut dev = AttachedDevice::attach(function, AttachOptions::default())?;
 ///     let bus_id = dev.wait_for_bus_id(Duration::from_secs(5))?;
 ///     println!("on vhci port {:?} as {bus_id}, ttys {:?}", dev.port(), dev.ttys());
 ///     dev.unplug()?; // the kernel sees a disconnect...
 ///     dev.replug() // ...and then a new device
 /// }
+/// # fn main() {}
 /// ```
 pub struct AttachedDevice<F: UsbFunction + Send + 'static> {
     options: AttachOptions,
