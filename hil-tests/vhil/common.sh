@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared pieces of the virtual rig's tiers (sourced by hil-tests/vhil/run.sh,
 # the logic tier, and hil-tests/vtime/run.sh, the timing tier): step timing,
 # Debian packages, guest kernels fetched with `apt-get download`, static
@@ -62,6 +63,7 @@ kernel_pkg_of() {
 # fallback), and the named modules (.ko, flat). Sets KPKG, KDIR and KERNEL.
 # Older ABIs of the same META in CACHE are removed. VHIL_BZIMAGE=1 boots the
 # compressed vmlinuz instead.
+# shellcheck disable=SC2034 # KPKG, KDIR and KERNEL are for the caller
 fetch_kernel() {
     local meta=$1 cache=$2
     shift 2
@@ -195,5 +197,5 @@ pack_initramfs() {
     local rd=$1 out=$2
     (cd "$rd" && find . | LC_ALL=C sort | /bin/busybox cpio -o -H newc 2>/dev/null) |
         gzip -1 >"$out"
-    ls -l "$out" | awk '{ printf "initramfs: %.2f MB\n", $5 / 1048576 }'
+    stat -c %s "$out" | awk '{ printf "initramfs: %.2f MB\n", $1 / 1048576 }'
 }

@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash
 # /init of the timing tier's guest (busybox sh). Loads the USB stack with
 # vhci-hcd, runs /bin/vtime-guest between the results markers (it attaches
 # the simulated chip itself), powers off. If anything here dies, the kernel

@@ -67,6 +67,7 @@ run_hooks() {
     for hook in "$HERE"/hooks.d/*.sh; do
         [ -e "$hook" ] || continue
         echo "$STEP_PREFIX: hook $(basename "$hook") ($phase)"
+        # shellcheck disable=SC2034 # read by the hook
         VTIME_PHASE=$phase
         # shellcheck disable=SC1090
         . "$hook"
@@ -139,12 +140,12 @@ icount=${VTIME_ICOUNT:-shift=1,sleep=off}
 vhci_prio=${VTIME_VHCI_PRIO:-50}
 boot() {
     local flavour=$1 log=$2
-    local args="--vhci $vhci_prio ${GUEST_ARGS[*]}"
+    local guest_args="--vhci $vhci_prio ${GUEST_ARGS[*]}"
     local cmd=(qemu-system-x86_64 -accel tcg -M pc -m 512 -smp 1 -nographic -no-reboot
         -nic none -monitor none -serial stdio)
     [ "$icount" = off ] || cmd+=(-icount "$icount")
     cmd+=(-kernel "${KERNEL_OF[$flavour]}" -initrd "$WORK/initramfs-$flavour.cpio.gz"
-        -append "console=ttyS0 panic=-1 quiet loglevel=3 vtime.args=\"$args\"")
+        -append "console=ttyS0 panic=-1 quiet loglevel=3 vtime.args=\"$guest_args\"")
     echo "${cmd[*]}" >"$OUT/cmdline-$flavour.txt"
     local start=${EPOCHREALTIME/./} line us
     : >"$log"
