@@ -17,3 +17,4 @@ pub mod guest;
 pub mod host;
 pub mod proto;
 pub mod trace;
+pub mod vdev;
