@@ -170,7 +170,8 @@ impl PtyDevice {
             .take();
         if let Some(thread) = thread {
             // The thread owns the master; it is closed when the thread ends.
-            thread.join();
+            // A responder that panicked has closed it too.
+            let _ = thread.join();
         }
     }
 }

@@ -46,7 +46,9 @@ impl ReaderHandle {
         self.stop.store(true, Ordering::Release);
         self.wake.ring_always();
         if let Some(thread) = self.thread.take() {
-            thread.join();
+            // A reader that panicked has closed the channel (its pipeline
+            // dropped); the panic message went to stderr.
+            let _ = thread.join();
         }
     }
 }

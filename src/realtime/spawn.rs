@@ -20,37 +20,53 @@ use crate::error::{Error, Result};
 /// setup prefaults (256 KiB) and the deepest call chain of the reader.
 const REALTIME_STACK_BYTES: usize = 1024 * 1024;
 
-/// A thread started by [`spawn`]. Dropping it waits for the thread to end,
-/// so whatever tells the body to stop must be signalled first (owners do
-/// that in their `Drop`, before this field is dropped).
-#[derive(Debug)]
-pub struct RtThread {
-    thread: Option<JoinHandle<()>>,
+/// A thread started by [`spawn`], whose body returns a `T`. Dropping it
+/// waits for the thread to end, so whatever tells the body to stop must be
+/// signalled first (owners do that in their `Drop`, before this field is
+/// dropped).
+pub struct RtThread<T = ()> {
+    /// `None` inside: the realtime setup was refused and the body never ran
+    /// (such a handle only lives inside [`spawn`], which then fails).
+    thread: Option<JoinHandle<Option<T>>>,
 }
 
-impl RtThread {
-    /// Waits for the thread to end.
-    pub fn join(mut self) {
-        self.wait();
+impl<T> RtThread<T> {
+    /// Waits for the thread to end; returns what its body returned, or the
+    /// panic that ended it.
+    ///
+    /// # Errors
+    /// The body panicked (the payload, as [`std::thread::JoinHandle::join`]).
+    pub fn join(mut self) -> std::thread::Result<T> {
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(Some(out))) => Ok(out),
+            Some(Err(panic)) => Err(panic),
+            // Unreachable through the API: spawn returns no handle of a
+            // thread whose body did not run, and join consumes the handle.
+            Some(Ok(None)) | None => Err(Box::new("the thread's body did not run")),
+        }
     }
 
     /// Whether the body has returned.
     pub fn is_finished(&self) -> bool {
         self.thread.as_ref().is_none_or(JoinHandle::is_finished)
     }
+}
 
-    fn wait(&mut self) {
+impl<T> std::fmt::Debug for RtThread<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RtThread")
+            .field("thread", &self.thread.as_ref().map(|t| t.thread().id()))
+            .finish()
+    }
+}
+
+impl<T> Drop for RtThread<T> {
+    fn drop(&mut self) {
         if let Some(thread) = self.thread.take() {
             // A body that panicked has already reported (or failed to
             // report) its start; its panic message went to stderr.
             let _ = thread.join();
         }
-    }
-}
-
-impl Drop for RtThread {
-    fn drop(&mut self) {
-        self.wait();
     }
 }
 
@@ -89,16 +105,24 @@ impl Startup {
 
 /// Starts a thread named `name` that makes itself realtime as `config`
 /// asks, then runs `body`, which must call [`Startup::ready`] (or
-/// [`Startup::fail`]) once it is set up. Returns when it has.
+/// [`Startup::fail`]) once it is set up. Returns when it has. If the
+/// realtime setup is refused the body never runs (and whatever it owns is
+/// dropped): hand a body what it must give back only after this returns,
+/// through a channel it reads once ready.
 ///
 /// # Errors
 /// [`Error::Realtime`] if the setup is refused (with
 /// [`RealtimePolicy::Required`](super::RealtimePolicy::Required)), the
 /// error the body reported, or [`Error::Io`] if no thread could be created
 /// or the body returned without reporting.
-pub fn spawn<F>(name: &str, config: &RealtimeConfig, body: F) -> Result<(RtThread, RealtimeStatus)>
+pub fn spawn<F, T>(
+    name: &str,
+    config: &RealtimeConfig,
+    body: F,
+) -> Result<(RtThread<T>, RealtimeStatus)>
 where
-    F: FnOnce(Startup) + Send + 'static,
+    F: FnOnce(Startup) -> T + Send + 'static,
+    T: Send + 'static,
 {
     let (report, outcome) = mpsc::sync_channel(1);
     let config = *config;
@@ -106,9 +130,10 @@ where
         .name(name.into())
         .stack_size(REALTIME_STACK_BYTES)
         .spawn(move || match make_current_thread_realtime(&config) {
-            Ok(status) => body(Startup { status, report }),
+            Ok(status) => Some(body(Startup { status, report })),
             Err(e) => {
                 let _ = report.send(Err(e.into()));
+                None
             }
         })?;
     let thread = RtThread {
@@ -147,7 +172,17 @@ mod tests {
         .unwrap();
         assert_eq!(status.guaranteed, status.shortfalls.is_empty());
         assert_eq!(rx.recv().unwrap().as_deref(), Some("rt-test"));
-        thread.join();
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn join_hands_back_what_the_body_returned() {
+        let (thread, _) = spawn("rt-value", &best_effort(), |startup| {
+            startup.ready();
+            vec![1, 2, 3]
+        })
+        .unwrap();
+        assert_eq!(thread.join().unwrap(), [1, 2, 3]);
     }
 
     #[test]

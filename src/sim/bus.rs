@@ -306,7 +306,7 @@ impl Drop for HostOut {
         let _ = self.commands.send(Command::Shutdown);
         self.bus.chip_wake.ring_always();
         if let Some(thread) = self.thread.take() {
-            thread.join();
+            let _ = thread.join();
         }
     }
 }
