@@ -69,8 +69,10 @@ impl Port {
     }
 
     /// Sends `request` and collects the reply until `reply` says it is
-    /// complete, within `deadline` of handing the request over (see
-    /// [`crate::ReplyEnd`] and the stale-input rules in [`Transaction`]'s module).
+    /// complete, within `deadline` of handing the request over. Input that
+    /// arrived before the request is discarded first, and so is the rest of
+    /// a reply that missed its deadline (see [`ReplyEnd`] for how a reply
+    /// ends and what can be told from a late one).
     ///
     /// Allocates nothing; the reply borrows the port's reply buffer until the
     /// next call.

@@ -38,7 +38,15 @@ use crate::stall::StallSource;
 use crate::stats::{new_latency_histogram, record};
 use crate::time::{Deadline, Timestamp};
 
-/// How a reply ends.
+/// How a reply ends, and so how the rest of a reply that missed its
+/// deadline is told apart from the next one: with [`Length`](ReplyEnd::Length)
+/// the bytes still owed are known and exactly that many are discarded when
+/// they arrive (waiting up to ten deadlines, plus any measured stall of a
+/// registered stall source); with a terminator or a predicate, input is
+/// discarded until the line has been quiet for one deadline (at most ten).
+/// A reply later than that cannot be told from a fresh answer without
+/// protocol framing: use [`Until`](ReplyEnd::Until) with a check of your
+/// protocol's sequence field for that.
 #[derive(Clone, Copy)]
 pub enum ReplyEnd<'a> {
     /// Exactly this many bytes.
