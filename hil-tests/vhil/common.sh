@@ -156,14 +156,16 @@ build_static_guest() {
         --target "$GUEST_TARGET" --target-dir "$(guest_target_dir)")
 }
 
-# static_test_binary TEST : builds the hil-tests integration test TEST
-# statically, as build_static_guest does, and prints the executable's path
+# static_test_binary TEST [CARGO ARGS...] : builds the hil-tests integration
+# test TEST statically (with the extra cargo arguments, e.g. --features), as
+# build_static_guest does, and prints the executable's path
 # (from cargo's JSON messages; awk reads them all, so cargo never writes
 # into a closed pipe).
 static_test_binary() {
     local test=$1
+    shift
     (cd "$ROOT" && RUSTFLAGS="-C target-feature=+crt-static" \
-        cargo test --release -p ftdi-rt-hil --test "$test" --no-run \
+        cargo test --release -p ftdi-rt-hil --test "$test" --no-run "$@" \
         --target "$GUEST_TARGET" --target-dir "$(guest_target_dir)" \
         --message-format=json-render-diagnostics) |
         awk -v t="\"name\":\"$test\"" 'index($0, t) && /"executable":"/ {

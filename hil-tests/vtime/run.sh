@@ -98,7 +98,10 @@ export LIBUDEV_NO_PKG_CONFIG=1
 build_static_guest vtime-guest
 GUEST_BIN="$(guest_target_dir)/$GUEST_TARGET/release/vtime-guest"
 # The real-adapter suite, run in the guest against the virtual adapter.
-SUITE_BIN=$(static_test_binary real_adapter)
+# With the hardware features on: the suite's cases are #[ignore]d without
+# them, and here the virtual adapter (with its jumpers and a rig that unplugs
+# on request) is the hardware.
+SUITE_BIN=$(static_test_binary real_adapter --features hardware-tests,hardware-jumpers,hardware-unplug)
 [ -x "$SUITE_BIN" ] || { echo "vtime/run.sh: no real_adapter test binary" >&2; exit 1; }
 REPORT_BIN=""
 if [ -e "$ROOT/hil-tests/src/bin/vtime-report.rs" ] ||

@@ -6,7 +6,6 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -14,10 +13,7 @@ use hdrhistogram::Histogram;
 use super::error::UsbipError;
 use super::server::{Control, DetachReason, Server, Shared};
 use super::vhci;
-use crate::reader::REALTIME_STACK_BYTES;
-use crate::realtime::{
-    Pinning, RealtimeConfig, RealtimePolicy, RealtimeStatus, make_current_thread_realtime,
-};
+use crate::realtime::{self, Pinning, RealtimeConfig, RealtimePolicy, RealtimeStatus, RtThread};
 use crate::sim::usb::UsbFunction;
 use crate::stats::new_latency_histogram;
 use crate::sys;
@@ -101,7 +97,9 @@ struct Running<F> {
     plug: Plug,
     control: Sender<Control<F>>,
     shared: Arc<Shared>,
-    thread: JoinHandle<(F, DetachReason)>,
+    /// Ends with the function and why it was detached; `None` if the
+    /// function never reached the thread.
+    thread: RtThread<Option<(F, DetachReason)>>,
 }
 
 /// A [`UsbFunction`] plugged into the local kernel through vhci-hcd.
@@ -215,43 +213,39 @@ impl<F: UsbFunction + Send + 'static> AttachedDevice<F> {
         let (ours, theirs) = UnixStream::pair().map_err(UsbipError::Setup)?;
         let shared = Arc::new(Shared::new().map_err(UsbipError::Setup)?);
         let (control, requests) = mpsc::channel();
-        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
-        let realtime = self.options.realtime;
+        // The function goes to the thread only once its realtime setup has
+        // succeeded, so a refused setup leaves it with us.
+        let (give, take) = mpsc::sync_channel::<F>(1);
         let server_shared = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("usbip-device".into())
-            .stack_size(REALTIME_STACK_BYTES)
-            .spawn(move || {
-                let status = make_current_thread_realtime(&realtime);
-                let failed = status.is_err();
-                let _ = ready_tx.send(status);
-                let server = Server::new(function, ours, requests, server_shared);
-                if failed {
-                    // Not attached yet: hand the function back unserved.
-                    return (server.into_function(), DetachReason::Unplugged);
-                }
-                server.run()
-            })
-            .map_err(UsbipError::Setup)?;
-        let status = ready_rx.recv().unwrap_or_else(|_| {
-            Ok(RealtimeStatus {
-                shortfalls: vec!["the server thread died while starting".into()],
-                ..RealtimeStatus::default()
-            })
+        let spawned = realtime::spawn("usbip-device", &self.options.realtime, move |startup| {
+            startup.ready();
+            let function = take.recv().ok()?;
+            Some(Server::new(function, ours, requests, server_shared).run())
         });
+        let (thread, status) = match spawned {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                self.function = Some(function);
+                return Err(match e {
+                    crate::Error::Realtime(refused) => UsbipError::Realtime(refused),
+                    crate::Error::Io(io) => UsbipError::Setup(io),
+                    other => UsbipError::Setup(std::io::Error::other(other.to_string())),
+                });
+            }
+        };
+        if let Err(mpsc::SendError(function)) = give.send(function) {
+            self.function = Some(function);
+            return Err(UsbipError::Setup(std::io::Error::other(
+                "the device server thread ended before it was handed the device",
+            )));
+        }
+        self.server_realtime = status;
         let running = Running {
             plug: Plug { port: 0, sockfd: 0 },
             control,
             shared,
             thread,
         };
-        match status {
-            Ok(s) => self.server_realtime = s,
-            Err(e) => {
-                self.stop(running);
-                return Err(e.into());
-            }
-        }
         let before_rx = vhci::kernel_threads("vhci_rx");
         let before_tx = vhci::kernel_threads("vhci_tx");
         let sockfd = theirs.as_raw_fd();
@@ -479,11 +473,11 @@ impl<F: UsbFunction + Send + 'static> AttachedDevice<F> {
         let _ = control.send(Control::Unplug);
         shared.bell.ring_always();
         match thread.join() {
-            Ok((function, reason)) => {
+            Ok(Some((function, reason))) => {
                 self.function = Some(function);
                 self.detached = Some(reason);
             }
-            Err(_) => {
+            Ok(None) | Err(_) => {
                 self.detached = Some(DetachReason::Failed("the server thread panicked".into()));
             }
         }
@@ -518,8 +512,8 @@ impl<F: UsbFunction + Send + 'static> AttachedDevice<F> {
 
 /// Puts a kernel thread under `SCHED_FIFO` `priority` and checks it took.
 fn raise_kthread(pid: i32, priority: u8) -> Result<u8, String> {
-    sys::set_fifo_priority_of(pid, priority).map_err(|e| e.to_string())?;
-    match sys::scheduler_of(pid) {
+    sys::sched::set_fifo_priority_of(pid, priority).map_err(|e| e.to_string())?;
+    match sys::sched::scheduler_of(pid) {
         Ok((libc::SCHED_FIFO, p)) if p == libc::c_int::from(priority) => Ok(priority),
         Ok((policy, p)) => Err(format!("policy {policy} priority {p} after setting it")),
         Err(e) => Err(format!("reading it back: {e}")),

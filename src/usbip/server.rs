@@ -151,11 +151,6 @@ impl<F: UsbFunction> Server<F> {
         }
     }
 
-    /// The function, unserved (the device never got attached).
-    pub(crate) fn into_function(self) -> F {
-        self.function
-    }
-
     /// Serves until unplugged, detached or failed; returns the function and
     /// why it stopped (also published in [`Shared::ending`]). The socket is
     /// closed on return.

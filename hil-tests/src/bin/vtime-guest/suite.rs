@@ -1,14 +1,14 @@
 //! `real-adapter`: the suite users run on a real adapter
 //! (`hil-tests/tests/real_adapter`), run here against the virtual adapter.
 //!
-//! The test binary is built statically by `vtime/run.sh` and sits at
+//! The test binary is built statically by `vtime/run.sh` with the features
+//! `hardware-tests,hardware-jumpers,hardware-unplug` and sits at
 //! `/bin/real_adapter`; this case attaches a loopback adapter (TX wired to
 //! RX, RTS→CTS and DTR→DSR jumpers modelled), runs the binary with the
-//! adapter named by its serial number, `FTDI_RT_HIL_JUMPERS=1` and
-//! `FTDI_RT_HIL_UNPLUG=1`, plays the person at the machine (it unplugs and
-//! replugs the adapter when the suite asks), and reports every test: PASS,
-//! FAIL, or SKIP with the reason the suite printed (a skipped test returns
-//! early, which libtest counts as "ok": here it is not counted as passed).
+//! adapter named by its serial number, plays the person at the machine (it
+//! unplugs and replugs the adapter when the suite asks), and reports every
+//! test: PASS, FAIL, or SKIP with its reason (an `#[ignore]`d test, or a
+//! `SKIPPED` line the suite printed: neither is counted as passed).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -134,8 +134,6 @@ pub fn run_suite<F: UsbFunction + Send + 'static>(
     let mut child = Command::new(SUITE_BIN)
         .args(["--test-threads=1"])
         .env("FTDI_RT_HIL_DEVICE", format!("serial:{serial}"))
-        .env("FTDI_RT_HIL_JUMPERS", "1")
-        .env("FTDI_RT_HIL_UNPLUG", "1")
         .stdin(Stdio::null())
         .stdout(writer.try_clone().map_err(|e| format!("pipe: {e}"))?)
         .stderr(writer)

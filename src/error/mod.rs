@@ -10,8 +10,10 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod realtime;
+
+pub use self::realtime::RealtimeError;
 use crate::proto::{BaudError, ControlRequest, LatencyTimerError};
-use crate::realtime::RealtimeError;
 
 /// Shorthand for `Result<T, ftdi_rt::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -7,30 +7,29 @@
 //! vCPU, or a non-preemptible kernel section (on a `preempt=none` kernel).
 //! Such a stall delays any thread on that CPU, the driver's included, and no
 //! driver design can avoid it, so a deadline miss it explains is counted
-//! apart from the host path's own misses ([`Port::watch_platform`]).
+//! apart from the host path's own misses: the probe is a
+//! [`StallSource`] (named `"machine"`) to give to
+//! [`Port::discount_stalls`](ftdi_rt::Port::discount_stalls).
 //!
 //! What the probe does not absorb is exactly what the project is about: a
 //! normal-priority kworker (the tty path's `flush_to_ldisc`) waiting behind
 //! CPU hogs does not delay a FIFO-99 thread, so those misses stay counted.
 //! The probe itself costs each CPU ~4000 short wakeups a second.
-//!
-//! [`Port::watch_platform`]: crate::Port::watch_platform
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::error::Result;
-use crate::realtime::{Pinning, RealtimeConfig, make_current_thread_realtime};
-use crate::stall_log::{STALL_THRESHOLD, StallLog, union_within};
-use crate::sys;
-use crate::time::Timestamp;
+use ftdi_rt::realtime::{self, RtThread};
+use ftdi_rt::stall::{STALL_THRESHOLD, StallLog, StallSource, union_within};
+use ftdi_rt::{Pinning, RealtimeConfig, Timestamp};
+use rustix::thread::{ClockId, Timespec};
 
 const PERIOD: Duration = Duration::from_micros(250);
 
 /// What the probe saw.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NoiseSummary {
     /// Wakeups measured, all CPUs.
     pub wakeups: u64,
@@ -52,36 +51,33 @@ impl std::fmt::Display for NoiseSummary {
     }
 }
 
+/// What the probe threads write and everyone reads.
 #[derive(Debug)]
-pub(crate) struct ProbeShared {
+struct ProbeShared {
     /// One log per probe thread (a log has one writer).
-    pub(crate) stalls: Vec<StallLog>,
+    stalls: Vec<StallLog>,
     wakeups: AtomicU64,
     max_late_ns: AtomicU64,
     over_1ms: AtomicU64,
 }
 
-impl ProbeShared {
-    fn new(cpus: usize) -> ProbeShared {
-        ProbeShared {
-            stalls: (0..cpus).map(|_| StallLog::default()).collect(),
-            wakeups: AtomicU64::new(0),
-            max_late_ns: AtomicU64::new(0),
-            over_1ms: AtomicU64::new(0),
-        }
-    }
-
-    pub(crate) fn stalled_within(&self, from: Timestamp, to: Timestamp) -> Duration {
-        union_within(&self.stalls, from, to)
-    }
-}
-
-/// A cyclictest-style probe of the machine's scheduling noise (see the module docs).
+/// A cyclictest-style probe of the machine's scheduling noise (see the
+/// module docs). Share it (`Arc<NoiseProbe>`) with every port that should
+/// discount machine stalls; the probe threads stop when the last owner
+/// drops it.
 #[derive(Debug)]
 pub struct NoiseProbe {
     shared: Arc<ProbeShared>,
     stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Vec<RtThread>,
+}
+
+/// The CPUs this process may use (its affinity mask).
+fn process_cpus() -> std::io::Result<Vec<usize>> {
+    let set = rustix::thread::sched_getaffinity(None)?;
+    Ok((0..rustix::thread::CpuSet::MAX_CPU)
+        .filter(|&cpu| set.is_set(cpu))
+        .collect())
 }
 
 impl NoiseProbe {
@@ -89,44 +85,33 @@ impl NoiseProbe {
     ///
     /// # Errors
     /// The realtime refusal (a probe that is not FIFO 99 measures nothing).
-    pub fn start() -> Result<NoiseProbe> {
-        let cpus = sys::process_cpus()?.to_vec();
-        let shared = Arc::new(ProbeShared::new(cpus.len().max(1)));
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut threads = Vec::new();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        for (slot, &cpu) in cpus.iter().enumerate() {
-            let (shared, stop, ready) = (shared.clone(), stop.clone(), ready_tx.clone());
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("noise-probe-{cpu}"))
-                    .spawn(move || {
-                        let rt = RealtimeConfig::default()
-                            .with_priority(99)
-                            .with_pinning(Pinning::Cpu(cpu))
-                            .with_lock_memory(false);
-                        match make_current_thread_realtime(&rt) {
-                            Ok(_) => {
-                                let _ = ready.send(Ok(()));
-                                probe(&shared, &shared.stalls[slot], &stop);
-                            }
-                            Err(e) => {
-                                let _ = ready.send(Err(e));
-                            }
-                        }
-                    })?,
-            );
-        }
+    pub fn start() -> ftdi_rt::Result<NoiseProbe> {
+        let cpus = process_cpus()?;
+        let shared = Arc::new(ProbeShared {
+            stalls: cpus.iter().map(|_| StallLog::new()).collect(),
+            wakeups: AtomicU64::new(0),
+            max_late_ns: AtomicU64::new(0),
+            over_1ms: AtomicU64::new(0),
+        });
         let mut probe = NoiseProbe {
             shared,
-            stop,
-            threads,
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Vec::with_capacity(cpus.len()),
         };
-        for _ in &cpus {
-            if let Ok(Err(e)) = ready_rx.recv() {
-                probe.stop_threads();
-                return Err(e.into());
-            }
+        for (slot, &cpu) in cpus.iter().enumerate() {
+            let rt = RealtimeConfig::default()
+                .with_priority(99)
+                .with_pinning(Pinning::Cpu(cpu))
+                .with_lock_memory(false);
+            let (shared, stop) = (probe.shared.clone(), probe.stop.clone());
+            // A refusal returns here; dropping `probe` stops the threads
+            // already started.
+            let (thread, _) =
+                realtime::spawn(&format!("noise-probe-{cpu}"), &rt, move |startup| {
+                    startup.ready();
+                    run(&shared, &shared.stalls[slot], &stop);
+                })?;
+            probe.threads.push(thread);
         }
         Ok(probe)
     }
@@ -142,47 +127,69 @@ impl NoiseProbe {
 
     /// How long the machine stalled (on any CPU) within `[from, to]`.
     pub fn stalled_within(&self, from: Timestamp, to: Timestamp) -> Duration {
-        self.shared.stalled_within(from, to)
+        union_within([self as &dyn StallSource], from, to, Timestamp::now())
+    }
+}
+
+impl StallSource for NoiseProbe {
+    fn name(&self) -> &str {
+        "machine"
     }
 
-    pub(crate) fn shared(&self) -> Arc<ProbeShared> {
-        self.shared.clone()
-    }
-
-    fn stop_threads(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+    fn stalls_within(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        now: Timestamp,
+        each: &mut dyn FnMut(Timestamp, Timestamp),
+    ) {
+        for log in &self.shared.stalls {
+            log.for_each_within(from, to, now, each);
         }
     }
 }
 
 impl Drop for NoiseProbe {
     fn drop(&mut self) {
-        self.stop_threads();
+        // Before the threads field drops, which joins them.
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
-fn probe(shared: &ProbeShared, stalls: &StallLog, stop: &AtomicBool) {
-    let mut due = Timestamp::now();
+/// Sleeps until the absolute `CLOCK_MONOTONIC` time `t`.
+fn sleep_until(t: Timestamp) {
+    let ns = t.as_nanos();
+    let at = Timespec {
+        tv_sec: i64::try_from(ns / 1_000_000_000).unwrap_or(i64::MAX),
+        tv_nsec: i64::try_from(ns % 1_000_000_000).unwrap_or(0),
+    };
+    while let Err(rustix::io::Errno::INTR) =
+        rustix::thread::clock_nanosleep_absolute(ClockId::Monotonic, &at)
+    {}
+}
+
+/// One probe thread's loop.
+fn run(shared: &ProbeShared, stalls: &StallLog, stop: &AtomicBool) {
     // On the way out: no more promises.
     struct Done<'a>(&'a StallLog);
     impl Drop for Done<'_> {
         fn drop(&mut self) {
-            self.0.expect(None);
+            self.0.promise(None);
         }
     }
     let _done = Done(stalls);
+    let mut due = Timestamp::now();
     while !stop.load(Ordering::Relaxed) {
         due = due.add(PERIOD).max(Timestamp::now());
-        stalls.expect(Some(due));
-        sys::sleep_until(due);
+        stalls.promise(Some(due));
+        sleep_until(due);
         let now = Timestamp::now();
         let late = now.saturating_since(due);
         shared.wakeups.fetch_add(1, Ordering::Relaxed);
-        shared
-            .max_late_ns
-            .fetch_max(late.as_nanos() as u64, Ordering::Relaxed);
+        shared.max_late_ns.fetch_max(
+            u64::try_from(late.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         if late > Duration::from_millis(1) {
             shared.over_1ms.fetch_add(1, Ordering::Relaxed);
         }

@@ -24,7 +24,7 @@ pub struct Options {
     /// The kernel tty path on a pty pair with an in-process responder (no hardware).
     #[arg(long, group = "transport")]
     pub pty: bool,
-    /// Run two transports one after the other under the same load and compare: sim, pty, usb[:SELECTOR], tty:PATH.
+    /// Run two transports one after the other under the same load and compare: sim, pty, usb, usb:SELECTOR or tty:PATH.
     #[arg(long, num_args = 2, value_names = ["A", "B"], group = "transport")]
     pub compare: Option<Vec<Target>>,
 
@@ -101,9 +101,13 @@ kernel tty path's delay stays counted in full.";
 /// A transport to run on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
+    /// The simulated FT232R with the frobnicator.
     Sim,
+    /// The kernel tty path on a pty pair with the frobnicator on the master.
     Pty,
+    /// An adapter through the userspace driver (empty: the first one).
     Usb(String),
+    /// A kernel tty.
     Tty(PathBuf),
 }
 

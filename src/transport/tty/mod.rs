@@ -7,7 +7,7 @@
 //! the channel, statistics, transactions and everything else above are the
 //! code every transport uses. A tty has no per-packet status, so the line
 //! status and modem changes of the statistics stay zero here
-//! ([`Outbound::poll_status`] asks the driver instead).
+//! ([`Outbound::query_status`] asks the driver instead).
 //!
 //! A fair baseline: the reader is the same thread with the same `SCHED_FIFO`
 //! priority and CPU as the libusb reader, it timestamps a read when `read`
@@ -34,15 +34,16 @@ use std::time::Duration;
 
 use serialport::TTYPort;
 
-use super::{Applied, Completion, Framing, Inbound, LinkLost, Outbound, Setting};
+use super::{
+    Applied, Completion, Framing, Inbound, LinkLost, OpenOptions, Outbound, Parts, Setting,
+};
 use crate::doorbell::Doorbell;
 use crate::error::{Error, Result};
-use crate::port::{Port, PortConfig};
 use crate::proto::{LineStatus, ModemStatus};
 use crate::realtime::memory::HotRegions;
 use crate::stats::{TransportInfo, TransportKind};
 use crate::sys;
-use crate::time::Timestamp;
+use crate::time::{Deadline, Timestamp};
 
 mod settings;
 
@@ -112,8 +113,12 @@ impl Driver {
     }
 }
 
-/// Opens the tty at `path` and starts the reader on it.
-pub(crate) fn open(path: &Path, config: &PortConfig) -> Result<Port> {
+/// Opens the tty at `path` (exclusively, raw, at the options' baud rate).
+///
+/// # Errors
+/// [`Error::NotATty`], or [`Error::Tty`] naming what failed (a missing
+/// path, permission, a tty another process holds).
+pub(crate) fn open(path: &Path, options: &OpenOptions) -> Result<Parts<TtyInbound>> {
     let driver = Driver::identify(path)?;
     let tty_error = |source: io::Error| Error::Tty {
         path: path.to_owned(),
@@ -123,7 +128,7 @@ pub(crate) fn open(path: &Path, config: &PortConfig) -> Result<Port> {
     // TIOCEXCL would fail on /dev/null with an unhelpful message. It stays
     // open until serialport has opened, so the device is not closed and
     // reopened in between (a last close drops DTR, which resets some boards).
-    let probe = sys::open_device(path).map_err(|e| {
+    let probe = sys::fd::open_device(path).map_err(|e| {
         tty_error(if e.kind() == io::ErrorKind::PermissionDenied {
             io::Error::new(
                 e.kind(),
@@ -136,7 +141,7 @@ pub(crate) fn open(path: &Path, config: &PortConfig) -> Result<Port> {
             e
         })
     })?;
-    if !sys::is_tty(probe.as_fd()) {
+    if !sys::tty::is_tty(probe.as_fd()) {
         return Err(Error::NotATty {
             path: path.to_owned(),
         });
@@ -150,14 +155,14 @@ pub(crate) fn open(path: &Path, config: &PortConfig) -> Result<Port> {
     // Exclusive (TIOCEXCL and flock), raw mode, 8N1, no flow control; the
     // port's configuration is applied afterwards through `apply`, which names
     // any setting the tty refuses.
-    let port = serialport::new(name, config.baud)
+    let port = serialport::new(name, options.baud)
         .open_native()
         .map_err(|e| tty_error(e.into()))?;
     drop(probe);
-    sys::set_nonblocking(sys::tty_fd(&port)).map_err(tty_error)?;
+    sys::fd::set_nonblocking(sys::tty::tty_fd(&port)).map_err(tty_error)?;
     let reader_fd = port
         .try_clone_native()
-        .map(sys::owned_fd_of)
+        .map(sys::tty::owned_fd_of)
         .map_err(|e| tty_error(e.into()))?;
     let wake = Arc::new(Doorbell::new()?);
     let inbound = TtyInbound {
@@ -173,14 +178,13 @@ pub(crate) fn open(path: &Path, config: &PortConfig) -> Result<Port> {
     // Nothing is noted at this point: what the tty refuses shows up while
     // the configuration is applied (ASYNC_LOW_LATENCY and the latency timer
     // go with the latency-timer setting).
-    Port::assemble(
+    Ok(Parts {
         inbound,
-        Box::new(outbound),
-        Vec::new(),
+        outbound: Box::new(outbound),
         wake,
-        config,
-        "ftdi-rt-tty-rx",
-    )
+        notes: Vec::new(),
+        thread_name: "ftdi-rt-tty-rx",
+    })
 }
 
 /// The reader-thread half: the tty descriptor and the port's stop doorbell.
@@ -240,7 +244,7 @@ impl Inbound for TtyInbound {
         }
         // POLLHUP and POLLERR read too: whatever arrived before the hangup
         // is delivered first, then read reports the end.
-        match sys::read(self.fd.as_fd(), &mut self.buf) {
+        match sys::fd::read(self.fd.as_fd(), &mut self.buf) {
             Ok(0) => Err(LinkLost(
                 "the tty hung up (read returned end of file: the device was unplugged \
                  or the far side of the pty closed)"
@@ -285,7 +289,7 @@ pub(crate) struct TtyOutbound {
 
 impl TtyOutbound {
     fn fd(&self) -> BorrowedFd<'_> {
-        sys::tty_fd(&self.port)
+        sys::tty::tty_fd(&self.port)
     }
 
     fn unsupported(&self, setting: impl Into<String>, reason: &str) -> Error {
@@ -326,18 +330,18 @@ impl Outbound for TtyOutbound {
         if data.is_empty() {
             return Ok(0);
         }
-        let start = Timestamp::now();
+        let deadline = Deadline::from_now(timeout);
         loop {
             // Try first: the descriptor is non-blocking, and a tty with room
             // (the usual case) then costs one system call.
-            match sys::write(self.fd(), data) {
+            match sys::fd::write(self.fd(), data) {
                 Ok(n) if n > 0 => return Ok(n),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(self.io_error(e)),
             }
-            let left = timeout.saturating_sub(start.elapsed());
+            let left = deadline.remaining(Timestamp::now());
             if left.is_zero() {
                 return Err(Error::TimedOut {
                     operation: "write",
@@ -356,8 +360,8 @@ impl Outbound for TtyOutbound {
         self.configure(setting)
     }
 
-    fn poll_status(&self) -> Result<(ModemStatus, LineStatus)> {
-        let modem = match sys::modem_lines(self.fd()) {
+    fn query_status(&self) -> Result<(ModemStatus, LineStatus)> {
+        let modem = match sys::tty::modem_lines(self.fd()) {
             Ok(bits) => {
                 let on = |bit: libc::c_int| bits & bit != 0;
                 ModemStatus::from_lines(
@@ -373,7 +377,7 @@ impl Outbound for TtyOutbound {
         };
         // The driver's output queue is what a tty knows of its transmitter:
         // empty counts as THRE|TEMT. No error bits: the tty gives none per read.
-        let line = match sys::output_queue(self.fd()) {
+        let line = match sys::tty::output_queue(self.fd()) {
             Ok(0) => LineStatus(LineStatus::THRE | LineStatus::TEMT),
             Ok(_) => LineStatus(0),
             Err(e) if no_such_ioctl(&e) => LineStatus(0),

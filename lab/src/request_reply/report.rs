@@ -1,4 +1,4 @@
-//! The summary table, the text histogram, the comparison, CSV and SVG.
+//! The summary table, the text histogram, the comparison and CSV.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -7,15 +7,20 @@ use std::time::Duration;
 
 use ftdi_rt::LatencySummary;
 
-use crate::cli::Options;
-use crate::run::RunResult;
+use super::cli::Options;
+use super::run::RunResult;
+
+/// The names of the stall sources the tool registers (the machine-noise
+/// probe's and the simulated chip's), in the order the summary lists them.
+const MACHINE: &str = "machine";
+const SIMULATED_CHIP: &str = "simulated-chip";
 
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
 /// The table printed after a run.
-pub fn summary(r: &RunResult, opts: &Options, load: &str) -> String {
+pub(super) fn summary(r: &RunResult, opts: &Options, load: &str) -> String {
     let s = &r.stats;
     let l = &s.transaction_latency;
     let d = &s.delivery_latency;
@@ -56,13 +61,20 @@ pub fn summary(r: &RunResult, opts: &Options, load: &str) -> String {
         }
     );
     if s.deadline_misses > 0 {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "  misses by cause: host path {}, machine stalls {}, simulated-chip stalls {}",
             s.host_misses(),
-            s.platform_late_misses,
-            s.chip_late_misses
+            s.explained_by(MACHINE),
+            s.explained_by(SIMULATED_CHIP)
         );
+        // Any other source a future caller registers, after the usual two.
+        for (source, n) in &s.explained_misses {
+            if source != MACHINE && source != SIMULATED_CHIP {
+                let _ = write!(out, ", {source} stalls {n}");
+            }
+        }
+        let _ = writeln!(out);
     }
     let _ = writeln!(
         out,
@@ -91,7 +103,7 @@ pub fn summary(r: &RunResult, opts: &Options, load: &str) -> String {
         s.stalls,
         s.stale_bytes
     );
-    if let Some(chip) = &s.chip_lateness {
+    if let Some(chip) = &r.chip_lateness {
         let _ = writeln!(
             out,
             "  chip lateness  p99 {}  max {} (the simulation's own, not host latency)",
@@ -110,7 +122,7 @@ pub fn summary(r: &RunResult, opts: &Options, load: &str) -> String {
 
 /// A text histogram of the latencies in `buckets` equal slices up to past
 /// the deadline, with the deadline marked.
-pub fn histogram(r: &RunResult, deadline: Duration) -> String {
+pub(super) fn histogram(r: &RunResult, deadline: Duration) -> String {
     const WIDTH: usize = 50;
     let max = r
         .samples
@@ -152,7 +164,7 @@ pub fn histogram(r: &RunResult, deadline: Duration) -> String {
 }
 
 /// Two runs side by side, with B/A for each percentile.
-pub fn compare(a: &RunResult, b: &RunResult) -> String {
+pub(super) fn compare(a: &RunResult, b: &RunResult) -> String {
     let (la, lb) = (&a.stats.transaction_latency, &b.stats.transaction_latency);
     let row = |name: &str, f: fn(&LatencySummary) -> Duration| {
         let (x, y) = (f(la), f(lb));
@@ -195,12 +207,12 @@ pub fn compare(a: &RunResult, b: &RunResult) -> String {
     out
 }
 
-fn short(label: &str) -> String {
+pub(super) fn short(label: &str) -> String {
     label.split(':').next().unwrap_or(label).to_string()
 }
 
 /// Raw samples as CSV: run, index, latency and arrival in µs, missed.
-pub fn write_csv(path: &Path, runs: &[&RunResult]) -> std::io::Result<()> {
+pub(super) fn write_csv(path: &Path, runs: &[&RunResult]) -> std::io::Result<()> {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(f, "run,index,latency_us,arrival_us,missed")?;
     for r in runs {
@@ -216,73 +228,4 @@ pub fn write_csv(path: &Path, runs: &[&RunResult]) -> std::io::Result<()> {
         }
     }
     f.flush()
-}
-
-/// A latency histogram per run, with the deadline, as SVG.
-pub fn write_svg(
-    path: &Path,
-    runs: &[&RunResult],
-    deadline: Duration,
-) -> Result<(), Box<dyn std::error::Error>> {
-    use plotters::prelude::*;
-    let max_ms = runs
-        .iter()
-        .flat_map(|r| r.samples.iter().map(|s| s.latency))
-        .max()
-        .unwrap_or_default()
-        .max(deadline)
-        .as_secs_f64()
-        * 1e3
-        * 1.05;
-    let bins = 100usize;
-    let width = max_ms / bins as f64;
-    let hist: Vec<Vec<u32>> = runs
-        .iter()
-        .map(|r| {
-            let mut h = vec![0u32; bins];
-            for s in &r.samples {
-                h[((s.latency.as_secs_f64() * 1e3 / width) as usize).min(bins - 1)] += 1;
-            }
-            h
-        })
-        .collect();
-    let peak = hist.iter().flatten().copied().max().unwrap_or(1).max(1);
-    let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("request/reply latency", ("sans-serif", 20))
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..max_ms, (1f64..peak as f64 * 2.0).log_scale())?;
-    chart
-        .configure_mesh()
-        .x_desc("latency (ms)")
-        .y_desc("transactions")
-        .draw()?;
-    let colors = [BLUE, RED];
-    for (k, (r, h)) in runs.iter().zip(&hist).enumerate() {
-        let color = colors[k % colors.len()];
-        chart
-            .draw_series(LineSeries::new(
-                h.iter()
-                    .enumerate()
-                    .filter(|(_, c)| **c > 0)
-                    .map(|(i, c)| ((i as f64 + 0.5) * width, f64::from(*c))),
-                color.stroke_width(2),
-            ))?
-            .label(short(&r.label))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-    }
-    let d = deadline.as_secs_f64() * 1e3;
-    chart
-        .draw_series(LineSeries::new(
-            vec![(d, 1.0), (d, peak as f64 * 2.0)],
-            BLACK.stroke_width(1),
-        ))?
-        .label("deadline")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
-    chart.configure_series_labels().border_style(BLACK).draw()?;
-    root.present()?;
-    Ok(())
 }

@@ -1,4 +1,5 @@
-//! The request/reply loop of the incident, on any transport.
+//! The request/reply loop of the incident, on any transport: the tool
+//! behind `cargo run --release --example request_reply`.
 //!
 //! ```text
 //! cargo run --release --example request_reply                 # adapter, or the simulated chip
@@ -10,8 +11,14 @@
 //! distribution and the misses. The loop itself runs SCHED_FIFO 10 below the
 //! reader, on the reader's CPU: the application is raised as in the
 //! incident, so what remains is the driver path's own delay.
+//!
+//! The parts: [`cli`] (options), `target` (opening the port and its
+//! responder), `run` (the measured loop, with `progress`), `report` (the
+//! summary, the text histogram, the comparison, CSV) and `plotting` (SVG).
 
-mod cli;
+pub mod cli;
+mod plotting;
+mod progress;
 mod report;
 mod run;
 mod target;
@@ -21,13 +28,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
-use ftdi_rt::{Error, RealtimeConfig};
+use ftdi_rt::{Error, make_current_thread_realtime};
 
-use cli::{Options, Target};
+use self::cli::{Options, Target};
+use crate::{CpuHogs, NoiseProbe};
 
-fn main() -> ExitCode {
-    env_logger::init();
-    let opts = Options::parse();
+/// Runs the tool with the process's command line; the exit code is 0 when
+/// every reply was in time, 1 when the host path missed a deadline, 2 on an
+/// error (the message says what to do).
+pub fn main() -> ExitCode {
+    run_with(Options::parse())
+}
+
+/// Runs the tool with `opts`.
+pub fn run_with(opts: Options) -> ExitCode {
     if !(1..=256).contains(&opts.request_size) || opts.reply_size == 0 {
         eprintln!("--request-size must be 1..=256 and --reply-size at least 1");
         return ExitCode::from(2);
@@ -46,8 +60,9 @@ fn main() -> ExitCode {
     } else {
         "idle".to_string()
     };
-    // Before this thread becomes realtime, so the hogs do not inherit it.
-    let hogs = match ftdi_rt::CpuHogs::start(opts.stress) {
+    // Before this thread becomes realtime (the hogs would reset an inherited
+    // policy anyway).
+    let hogs = match CpuHogs::start(opts.stress) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("error: cannot start {} CPU hogs: {e}", opts.stress);
@@ -57,8 +72,8 @@ fn main() -> ExitCode {
     let probe = if opts.no_noise_probe {
         None
     } else {
-        match ftdi_rt::NoiseProbe::start() {
-            Ok(p) => Some(p),
+        match NoiseProbe::start() {
+            Ok(p) => Some(Arc::new(p)),
             Err(e) => {
                 eprintln!(
                     "note: no noise probe ({e}); misses cannot be told apart from machine stalls"
@@ -68,14 +83,11 @@ fn main() -> ExitCode {
         }
     };
 
-    // This thread waits for the replies: make it realtime like the reader.
+    // This thread waits for the replies: make it realtime like the reader,
+    // 10 below it, with the same memory locking (its own stack by default).
     let reader = target::reader_realtime(&opts);
-    let app = RealtimeConfig {
-        // Same memory locking as the reader: its own stack by default.
-        priority: opts.reader_priority.saturating_sub(10).max(1),
-        ..reader
-    };
-    let app_status = match ftdi_rt::make_current_thread_realtime(&app) {
+    let app = reader.with_priority(opts.reader_priority.saturating_sub(10).max(1));
+    let app_status = match make_current_thread_realtime(&app) {
         Ok(s) => s,
         Err(e) => return realtime_refused(&Error::Realtime(e)),
     };
@@ -101,14 +113,9 @@ fn main() -> ExitCode {
         };
         target::settle(&mut opened.port);
         if let Some(probe) = &probe {
-            opened.port.watch_platform(probe);
+            opened.port.discount_stalls(probe.clone());
         }
-        results.push(run::run(
-            &mut opened.port,
-            opened.label.clone(),
-            &opts,
-            &stop,
-        ));
+        results.push(run::run(&mut opened, &opts, &stop));
         if stop.load(Ordering::Relaxed) {
             break;
         }
@@ -138,7 +145,7 @@ fn main() -> ExitCode {
         }
     }
     if let Some(path) = &opts.svg {
-        match report::write_svg(path, &all, opts.deadline) {
+        match plotting::write_svg(path, &all, opts.deadline) {
             Ok(()) => println!("histogram plot written to {}", path.display()),
             Err(e) => eprintln!("error: writing {}: {e}", path.display()),
         }
@@ -149,8 +156,9 @@ fn main() -> ExitCode {
     {
         ExitCode::from(2)
     } else if results.iter().any(|r| r.stats.host_misses() > 0) {
-        // Misses the simulated chip's own stalls explain are reported above
-        // but are not the host path's: they do not fail the run.
+        // Misses the simulated chip's own stalls or machine stalls explain
+        // are reported above but are not the host path's: they do not fail
+        // the run.
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

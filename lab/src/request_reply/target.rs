@@ -2,24 +2,27 @@
 
 use std::time::Duration;
 
-use ftdi_rt::pty::PtyDevice;
-use ftdi_rt::sim::{Frobnicator, SimChip, SimConfig};
+use ftdi_rt::sim::{Frobnicator, SimChip, SimConfig, SimHandle};
 use ftdi_rt::{
     Error, MemoryLocking, Pinning, Port, PortConfig, RealtimeConfig, RealtimePolicy, Selector,
 };
 
-use crate::cli::{Options, Target};
+use super::cli::{Options, Target};
+use crate::PtyDevice;
 
 /// An open port and whatever must live as long as it.
-pub struct Opened {
-    pub port: Port,
+#[derive(Debug)]
+pub(super) struct Opened {
+    pub(super) port: Port,
     /// The pty responder (kept alive for the port).
     _pty: Option<PtyDevice>,
-    pub label: String,
+    /// The simulated chip, for its own lateness.
+    pub(super) chip: Option<SimHandle>,
+    pub(super) label: String,
 }
 
 /// The reader's realtime settings from the options.
-pub fn reader_realtime(opts: &Options) -> RealtimeConfig {
+pub(super) fn reader_realtime(opts: &Options) -> RealtimeConfig {
     RealtimeConfig::default()
         .with_priority(opts.reader_priority)
         .with_pinning(opts.reader_cpu.map_or(Pinning::LastCpu, Pinning::Cpu))
@@ -39,7 +42,7 @@ fn config(opts: &Options) -> PortConfig {
     PortConfig::default()
         .with_baud(opts.baud)
         .with_latency_timer_ms(opts.latency_timer)
-        .with_reader(reader_realtime(opts))
+        .with_reader_realtime(reader_realtime(opts))
 }
 
 fn frobnicator(opts: &Options) -> Frobnicator {
@@ -48,7 +51,7 @@ fn frobnicator(opts: &Options) -> Frobnicator {
 
 /// What to run when no transport is named: the first adapter, or the
 /// simulated chip with a one-line notice.
-pub fn default_target() -> Target {
+pub(super) fn default_target() -> Target {
     match ftdi_rt::list(&[]) {
         Ok(devices) if !devices.is_empty() => {
             eprintln!(
@@ -77,33 +80,36 @@ pub fn default_target() -> Target {
 }
 
 /// Opens `target` as the options say.
-pub fn open(target: &Target, opts: &Options) -> Result<Opened, Error> {
+pub(super) fn open(target: &Target, opts: &Options) -> Result<Opened, Error> {
     let config = config(opts);
-    let (port, pty) = match target {
+    let (port, pty, chip) = match target {
         Target::Sim => {
             let chip = SimChip::new(frobnicator(opts), SimConfig::default())?;
-            (Port::open_sim(chip, &config)?, None)
+            let handle = chip.handle();
+            (Port::open_sim(chip, &config)?, None, Some(handle))
         }
         Target::Pty => {
             let pty = PtyDevice::spawn(frobnicator(opts))?;
-            (Port::open_tty(pty.path(), &config)?, Some(pty))
+            (Port::open_tty(pty.path(), &config)?, Some(pty), None)
         }
         Target::Usb(selector) => (
             Port::open_usb(&selector.parse::<Selector>()?, &config)?,
             None,
+            None,
         ),
-        Target::Tty(path) => (Port::open_tty(path, &config)?, None),
+        Target::Tty(path) => (Port::open_tty(path, &config)?, None, None),
     };
     let label = format!("{target}: {}", port.transport_info().description);
     Ok(Opened {
         port,
         _pty: pty,
+        chip,
         label,
     })
 }
 
 /// Gives the device a moment and drops whatever it sent on open.
-pub fn settle(port: &mut Port) {
+pub(super) fn settle(port: &mut Port) {
     std::thread::sleep(Duration::from_millis(20));
     port.receiver().discard_pending();
 }

@@ -7,141 +7,23 @@
 //!
 //! [`Receiver`]: crate::Receiver
 
+mod counters;
+mod latency;
+
 use std::fmt;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::proto::{Chip, LineStatus, ModemStatus};
+pub(crate) use self::counters::{Counter, Counters};
+pub use self::latency::LatencySummary;
+pub(crate) use self::latency::{new_latency_histogram, record, recorded};
+use crate::proto::Chip;
 use crate::realtime::RealtimeStatus;
-
-/// Highest latency a histogram records exactly (60 s); larger values saturate.
-const HISTOGRAM_MAX_NS: u64 = 60_000_000_000;
-
-/// A nanosecond histogram, 3 significant figures, 1 ns to 60 s. Allocates
-/// once here; recording never allocates.
-pub(crate) fn new_latency_histogram() -> Histogram<u64> {
-    match Histogram::new_with_bounds(1, HISTOGRAM_MAX_NS, 3) {
-        Ok(h) => h,
-        // The bounds are constants that hdrhistogram accepts.
-        Err(e) => unreachable!("static histogram bounds rejected: {e}"),
-    }
-}
-
-/// Counters the reader thread updates (relaxed atomics: each is independent,
-/// and readers only need eventually consistent totals).
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) packets: AtomicU64,
-    pub(crate) status_only: AtomicU64,
-    pub(crate) malformed: AtomicU64,
-    pub(crate) payload_bytes: AtomicU64,
-    pub(crate) modem_changes: AtomicU64,
-    pub(crate) overrun: AtomicU64,
-    pub(crate) parity: AtomicU64,
-    pub(crate) framing: AtomicU64,
-    pub(crate) breaks: AtomicU64,
-    pub(crate) stalls: AtomicU64,
-    pub(crate) bytes_written: AtomicU64,
-    /// The latency timer in force (ms), for stall detection; written by the port.
-    pub(crate) latency_timer_ms: AtomicU8,
-    /// Latest modem-status and line-status bytes seen (0 until the first packet).
-    pub(crate) modem: AtomicU8,
-    pub(crate) line: AtomicU8,
-    /// Why the stream ended; set once, off the hot path.
-    pub(crate) disconnect: OnceLock<String>,
-}
-
-impl Counters {
-    #[inline]
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Counts the error bits of one data packet (the kernel counts errors only
-    /// for packets that carry data, to avoid over-reporting).
-    #[inline]
-    pub(crate) fn count_line_errors(&self, line: LineStatus) {
-        if line.overrun() {
-            Self::add(&self.overrun, 1);
-        }
-        if line.parity_error() {
-            Self::add(&self.parity, 1);
-        }
-        if line.framing_error() {
-            Self::add(&self.framing, 1);
-        }
-        if line.break_interrupt() {
-            Self::add(&self.breaks, 1);
-        }
-    }
-
-    pub(crate) fn latest_status(&self) -> (ModemStatus, LineStatus) {
-        (
-            ModemStatus(self.modem.load(Ordering::Relaxed)),
-            LineStatus(self.line.load(Ordering::Relaxed)),
-        )
-    }
-}
-
-/// Percentiles of a latency histogram.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LatencySummary {
-    /// Number of samples.
-    pub count: u64,
-    /// Smallest sample.
-    pub min: Duration,
-    /// Median.
-    pub p50: Duration,
-    /// 90th percentile.
-    pub p90: Duration,
-    /// 99th percentile.
-    pub p99: Duration,
-    /// 99.9th percentile.
-    pub p999: Duration,
-    /// Largest sample.
-    pub max: Duration,
-}
-
-impl LatencySummary {
-    /// Summarises a nanosecond histogram.
-    pub fn from_histogram(h: &Histogram<u64>) -> LatencySummary {
-        if h.is_empty() {
-            return LatencySummary::default();
-        }
-        let q = |q: f64| Duration::from_nanos(h.value_at_quantile(q));
-        LatencySummary {
-            count: h.len(),
-            min: Duration::from_nanos(h.min()),
-            p50: q(0.50),
-            p90: q(0.90),
-            p99: q(0.99),
-            p999: q(0.999),
-            max: Duration::from_nanos(h.max()),
-        }
-    }
-}
-
-impl fmt::Display for LatencySummary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let us = |d: Duration| d.as_secs_f64() * 1e6;
-        write!(
-            f,
-            "n={} p50={:.1}µs p90={:.1}µs p99={:.1}µs p99.9={:.1}µs max={:.1}µs",
-            self.count,
-            us(self.p50),
-            us(self.p90),
-            us(self.p99),
-            us(self.p999),
-            us(self.max)
-        )
-    }
-}
 
 /// Page faults of one thread (new in issue 17).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PageFaults {
     /// Minor faults: the page was in memory but not mapped yet (first touch,
     /// copy-on-write), microseconds each.
@@ -162,6 +44,7 @@ impl PageFaults {
 
 /// The reader thread's page faults since it started (new in issue 17).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReaderPageFaults {
     /// All of them, setup included.
     pub total: PageFaults,
@@ -179,6 +62,7 @@ impl ReaderPageFaults {
 
 /// Line errors the device reported, counted per packet with data.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LineErrorCounts {
     /// Overrun (OE): the chip lost data before this packet.
     pub overrun: u64,
@@ -221,6 +105,7 @@ impl fmt::Display for TransportKind {
 
 /// What a port is connected to and how it was set up.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TransportInfo {
     /// The kind of transport.
     pub kind: TransportKind,
@@ -240,19 +125,22 @@ pub struct TransportInfo {
 
 /// A snapshot of everything measured on a port.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Statistics {
     /// Request/reply transactions attempted.
     pub transactions: u64,
     /// Transactions that missed their deadline.
     pub deadline_misses: u64,
-    /// Of those, the ones the simulated chip's own stalls explain: the reply
-    /// would have been in time had the simulation not run late. Always 0 on
-    /// real devices.
-    pub chip_late_misses: u64,
-    /// Of those, the ones a machine stall explains (the vCPU or kernel could
-    /// not run even a FIFO-99 thread; measured by a [`NoiseProbe`](crate::NoiseProbe)
-    /// watched with [`Port::watch_platform`](crate::Port::watch_platform)).
-    pub platform_late_misses: u64,
+    /// Of those, the ones a registered stall source explains, per source
+    /// (its [`StallSource::name`](crate::stall::StallSource::name), in the
+    /// order the sources were registered): the reply would have been in
+    /// time without that source's stalls. The simulated chip's own source
+    /// (`"simulated-chip"`) is registered by [`Port::open_sim`]; others with
+    /// [`Port::discount_stalls`]. The rest are [`host_misses`](Self::host_misses).
+    ///
+    /// [`Port::open_sim`]: crate::Port::open_sim
+    /// [`Port::discount_stalls`]: crate::Port::discount_stalls
+    pub explained_misses: Vec<(String, u64)>,
     /// Request submission to complete reply in the application's hands.
     pub transaction_latency: LatencySummary,
     /// Packet arrival to the application taking it.
@@ -289,23 +177,42 @@ pub struct Statistics {
     pub reader_page_faults: Option<ReaderPageFaults>,
     /// What the port is connected to.
     pub transport: TransportInfo,
-    /// Simulated chip only: how late the chip's own events ran (chip
-    /// lateness, not host latency).
-    pub chip_lateness: Option<LatencySummary>,
     /// Why the stream ended, once it has.
     pub disconnect: Option<String>,
-    /// The raw transaction-latency histogram (ns).
-    pub transaction_histogram: Histogram<u64>,
-    /// The raw delivery-latency histogram (ns).
-    pub delivery_histogram: Histogram<u64>,
+    /// The raw transaction latencies (ns), behind the accessors below.
+    pub(crate) transaction_histogram: Histogram<u64>,
+    /// The raw delivery latencies (ns), behind the accessors below.
+    pub(crate) delivery_histogram: Histogram<u64>,
 }
 
 impl Statistics {
-    /// Misses of the host path: all misses minus those the simulated chip's
-    /// own stalls or measured machine stalls explain.
+    /// Misses of the host path: all misses minus those a stall source explains.
     pub fn host_misses(&self) -> u64 {
-        self.deadline_misses
-            .saturating_sub(self.chip_late_misses + self.platform_late_misses)
+        let explained: u64 = self.explained_misses.iter().map(|(_, n)| n).sum();
+        self.deadline_misses.saturating_sub(explained)
+    }
+
+    /// The misses the stall source called `name` explains (0 if no source
+    /// of that name is registered).
+    pub fn explained_by(&self, name: &str) -> u64 {
+        self.explained_misses
+            .iter()
+            .filter(|(source, _)| source == name)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Every completed transaction's latency, as (latency, number of
+    /// transactions) in increasing order; values within 0.1 % share an
+    /// entry. For plots and tail counts beyond [`transaction_latency`](Self::transaction_latency).
+    pub fn transaction_latencies(&self) -> impl Iterator<Item = (Duration, u64)> + '_ {
+        recorded(&self.transaction_histogram)
+    }
+
+    /// Every delivered chunk's delivery latency, as (latency, number of
+    /// chunks) in increasing order; values within 0.1 % share an entry.
+    pub fn delivery_latencies(&self) -> impl Iterator<Item = (Duration, u64)> + '_ {
+        recorded(&self.delivery_histogram)
     }
 }
 
@@ -325,15 +232,17 @@ impl fmt::Display for Statistics {
                 serving.minor, serving.major, faults.setup.minor, faults.setup.major
             )?;
         }
-        writeln!(
+        write!(
             f,
-            "transactions     {} ({} missed: {} host, {} simulated-chip stalls, {} machine stalls)",
+            "transactions     {} ({} missed: {} host",
             self.transactions,
             self.deadline_misses,
-            self.host_misses(),
-            self.chip_late_misses,
-            self.platform_late_misses
+            self.host_misses()
         )?;
+        for (source, n) in &self.explained_misses {
+            write!(f, ", {n} {source} stalls")?;
+        }
+        writeln!(f, ")")?;
         writeln!(f, "  latency        {}", self.transaction_latency)?;
         writeln!(f, "delivery         {}", self.delivery_latency)?;
         writeln!(
@@ -359,9 +268,6 @@ impl fmt::Display for Statistics {
             "overflows        {} ({} bytes), stalls {}, stale bytes {}",
             self.overflows, self.overflow_bytes, self.stalls, self.stale_bytes
         )?;
-        if let Some(chip) = &self.chip_lateness {
-            writeln!(f, "chip lateness    {chip}")?;
-        }
         if let Some(why) = &self.disconnect {
             writeln!(f, "disconnected     {why}")?;
         }
@@ -369,41 +275,5 @@ impl fmt::Display for Statistics {
             writeln!(f, "note             {note}")?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn summary_reads_percentiles() {
-        let mut h = new_latency_histogram();
-        for us in 1..=1000u64 {
-            h.saturating_record(us * 1000);
-        }
-        let s = LatencySummary::from_histogram(&h);
-        assert_eq!(s.count, 1000);
-        let within = |d: Duration, us: f64| (d.as_secs_f64() * 1e6 - us).abs() <= us * 0.002;
-        assert!(within(s.p50, 500.0), "{s}");
-        assert!(within(s.p99, 990.0), "{s}");
-        assert!(within(s.max, 1000.0), "{s}");
-        assert_eq!(
-            LatencySummary::from_histogram(&new_latency_histogram()).count,
-            0
-        );
-    }
-
-    #[test]
-    fn line_errors_are_counted_per_kind() {
-        let c = Counters::default();
-        c.count_line_errors(LineStatus(
-            LineStatus::OE | LineStatus::FE | LineStatus::THRE,
-        ));
-        c.count_line_errors(LineStatus(LineStatus::PE));
-        assert_eq!(c.overrun.load(Ordering::Relaxed), 1);
-        assert_eq!(c.framing.load(Ordering::Relaxed), 1);
-        assert_eq!(c.parity.load(Ordering::Relaxed), 1);
-        assert_eq!(c.breaks.load(Ordering::Relaxed), 0);
     }
 }

@@ -4,10 +4,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::PortConfig;
 use crate::error::{Error, Result};
+use crate::lock::lock;
 use crate::proto::{FlowControl, LineProperties, LineStatus, ModemStatus};
 use crate::stats::{Counters, TransportInfo};
-use crate::time::Timestamp;
+use crate::time::{Deadline, Timestamp};
 use crate::transport::{Applied, Outbound, Setting};
 
 /// Writes and settings of an open port. All methods take `&self`, so one
@@ -18,25 +20,36 @@ use crate::transport::{Applied, Outbound, Setting};
 ///
 /// [`Port::split`]: crate::Port::split
 #[derive(Debug)]
-pub struct Link {
-    pub(crate) outbound: Box<dyn Outbound>,
-    pub(crate) counters: Arc<Counters>,
-    pub(crate) write_timeout: Duration,
+pub struct Writer {
+    outbound: Box<dyn Outbound>,
+    counters: Arc<Counters>,
+    write_timeout: Duration,
     /// What the port is connected to, kept current as settings change.
-    pub(crate) info: Mutex<TransportInfo>,
+    info: Mutex<TransportInfo>,
 }
 
-impl std::fmt::Debug for dyn Outbound {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outbound")
-            .field("info", &self.info())
-            .finish()
+impl Writer {
+    pub(crate) fn new(
+        outbound: Box<dyn Outbound>,
+        counters: Arc<Counters>,
+        write_timeout: Duration,
+        info: TransportInfo,
+    ) -> Writer {
+        Writer {
+            outbound,
+            counters,
+            write_timeout,
+            info: Mutex::new(info),
+        }
     }
-}
 
-impl Link {
+    /// The reader's counters (the writer counts the bytes it wrote there).
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
     fn info_mut(&self) -> MutexGuard<'_, TransportInfo> {
-        self.info.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.info)
     }
 
     fn apply(&self, setting: Setting) -> Result<Applied> {
@@ -55,8 +68,6 @@ impl Link {
     }
 
     /// Writes all of `data`, waiting up to the port's write timeout.
-    /// `submitted`, if given, receives the time the write was handed to the
-    /// transport (the start of a transaction's latency).
     ///
     /// # Errors
     /// [`Error::TimedOut`] if the device did not take everything in time
@@ -65,19 +76,22 @@ impl Link {
         self.write_all_within(data, self.write_timeout)
     }
 
+    /// Writes all of `data` within `timeout` of now.
     pub(crate) fn write_all_within(&self, data: &[u8], timeout: Duration) -> Result<()> {
-        let start = Timestamp::now();
+        let deadline = Deadline::from_now(timeout);
         let mut done = 0;
         while done < data.len() {
-            let left = timeout.saturating_sub(start.elapsed());
-            if left.is_zero() {
+            let now = Timestamp::now();
+            if deadline.is_past(now) {
                 return Err(Error::TimedOut {
                     operation: "write",
                     after: timeout,
                 });
             }
-            let n = self.outbound.write(&data[done..], left)?;
-            Counters::add(&self.counters.bytes_written, n as u64);
+            let n = self
+                .outbound
+                .write(&data[done..], deadline.remaining(now))?;
+            self.counters.bytes_written.add(n as u64);
             done += n;
         }
         Ok(())
@@ -87,13 +101,13 @@ impl Link {
     /// returns how much that was (at least one byte).
     ///
     /// # Errors
-    /// As [`write_all`](Link::write_all) when nothing could be written.
+    /// As [`write_all`](Writer::write_all) when nothing could be written.
     pub fn write(&self, data: &[u8]) -> Result<usize> {
         if data.is_empty() {
             return Ok(0);
         }
         let n = self.outbound.write(data, self.write_timeout)?;
-        Counters::add(&self.counters.bytes_written, n as u64);
+        self.counters.bytes_written.add(n as u64);
         Ok(n)
     }
 
@@ -205,8 +219,8 @@ impl Link {
     ///
     /// # Errors
     /// The transport's error.
-    pub fn poll_status(&self) -> Result<(ModemStatus, LineStatus)> {
-        self.outbound.poll_status()
+    pub fn query_status(&self) -> Result<(ModemStatus, LineStatus)> {
+        self.outbound.query_status()
     }
 
     /// The modem and line status of the last packet the reader saw (no I/O;
@@ -221,7 +235,7 @@ impl Link {
     }
 
     /// Applies the settings of `config` in the order the chip wants them.
-    pub(crate) fn apply_config(&self, config: &crate::PortConfig) -> Result<()> {
+    pub(crate) fn apply_config(&self, config: &PortConfig) -> Result<()> {
         self.set_baud_rate(config.baud)?;
         self.set_line_properties(config.line)?;
         self.set_flow_control(config.flow)?;

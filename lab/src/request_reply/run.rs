@@ -4,30 +4,34 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ftdi_rt::sim::Frobnicator;
-use ftdi_rt::{Error, Port, ReplyEnd, Statistics};
-use indicatif::{ProgressBar, ProgressStyle};
+use ftdi_rt::{Error, LatencySummary, ReplyEnd, Statistics};
 
-use crate::cli::Options;
+use super::cli::Options;
+use super::progress;
+use super::target::Opened;
 
 /// One transaction as measured.
 #[derive(Clone, Copy, Debug)]
-pub struct Sample {
+pub(super) struct Sample {
     /// Request submission to the reply in hand (or to giving up, if missed).
-    pub latency: Duration,
+    pub(super) latency: Duration,
     /// Request submission to the reader seeing the reply (zero if missed).
-    pub arrival: Duration,
-    pub missed: bool,
+    pub(super) arrival: Duration,
+    pub(super) missed: bool,
 }
 
 /// What one run produced.
-pub struct RunResult {
-    pub label: String,
-    pub samples: Vec<Sample>,
-    pub misses: u64,
-    pub wrong_replies: u64,
-    pub error: Option<Error>,
-    pub stats: Statistics,
-    pub interrupted: bool,
+#[derive(Debug)]
+pub(super) struct RunResult {
+    pub(super) label: String,
+    pub(super) samples: Vec<Sample>,
+    pub(super) misses: u64,
+    pub(super) wrong_replies: u64,
+    pub(super) error: Option<Error>,
+    pub(super) stats: Statistics,
+    /// The simulated chip's own lateness (simulated runs only).
+    pub(super) chip_lateness: Option<LatencySummary>,
+    pub(super) interrupted: bool,
 }
 
 fn request(i: u64, size: usize) -> Vec<u8> {
@@ -38,7 +42,8 @@ fn request(i: u64, size: usize) -> Vec<u8> {
 
 /// Runs transactions until the count or duration is reached, an error
 /// occurs, or `stop` is set (Ctrl-C).
-pub fn run(port: &mut Port, label: String, opts: &Options, stop: &AtomicBool) -> RunResult {
+pub(super) fn run(opened: &mut Opened, opts: &Options, stop: &AtomicBool) -> RunResult {
+    let (port, label) = (&mut opened.port, opened.label.clone());
     let count = if opts.duration.is_some() {
         u64::MAX
     } else {
@@ -47,16 +52,7 @@ pub fn run(port: &mut Port, label: String, opts: &Options, stop: &AtomicBool) ->
     let until = opts
         .duration
         .map(|s| Instant::now() + Duration::from_secs_f64(s));
-    let bar = match until {
-        Some(_) => ProgressBar::new_spinner(),
-        None => ProgressBar::new(count),
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(label.clone());
+    let bar = progress::bar(&label, until.is_none().then_some(count));
     // Samples are kept for CSV/SVG; reserving up front keeps the loop free of
     // allocation for counted runs.
     let mut samples = Vec::with_capacity(count.min(10_000_000) as usize);
@@ -100,7 +96,7 @@ pub fn run(port: &mut Port, label: String, opts: &Options, stop: &AtomicBool) ->
             }
         }
         i += 1;
-        if i.is_multiple_of(64) {
+        if i.is_multiple_of(progress::UPDATE_EVERY) {
             bar.set_position(i);
             bar.set_message(format!("misses {misses}"));
         }
@@ -113,6 +109,7 @@ pub fn run(port: &mut Port, label: String, opts: &Options, stop: &AtomicBool) ->
         wrong_replies: wrong,
         error,
         stats: port.stats(),
+        chip_lateness: opened.chip.as_ref().map(|chip| chip.lateness()),
         interrupted,
     }
 }

@@ -1,6 +1,7 @@
 //! Request/reply transactions timed against a deadline.
 //!
-//! [`Port::transact`] discards stale input, writes the request, collects the
+//! [`Port::transact`](crate::Port::transact) drives a [`Transactions`], the
+//! port's transaction state, with the port's receiver and writer. It discards stale input, writes the request, collects the
 //! reply until [`ReplyEnd`] says it is complete, and measures the latency
 //! from the moment the request was handed to the transport to the moment the
 //! complete reply is in the application's hands. A reply that is not complete
@@ -11,25 +12,41 @@
 //! miss, the next transaction first settles the missed reply:
 //! - with [`ReplyEnd::Length`] the missing byte count is known: exactly that
 //!   many bytes are discarded when they arrive, waiting up to ten deadlines
-//!   for them, plus any time the simulated chip or the machine was measurably
-//!   stalled meanwhile (a device that never answers costs one such wait);
+//!   for them, plus any time a registered stall source (the simulated chip,
+//!   the machine) was measurably stalled meanwhile (a device that never
+//!   answers costs one such wait);
 //! - with a terminator or predicate the length is unknown: input is
 //!   discarded until the line has been quiet for one deadline (at most ten).
 //!
 //! A reply later than that cannot be told from a fresh answer
 //! without protocol framing; use [`ReplyEnd::Until`] with a check of your
 //! protocol's sequence field for that.
+//!
+//! Which cause a miss has is decided in [`attribution`].
 
+mod attribution;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use self::attribution::Attribution;
+use crate::channel::Receiver;
 use crate::error::{Error, Result};
-use crate::port::Port;
-use crate::stats::new_latency_histogram;
-use crate::time::Timestamp;
+use crate::stall::StallSource;
+use crate::stats::{new_latency_histogram, record};
+use crate::time::{Deadline, Timestamp};
 
-/// How a reply ends.
+/// How a reply ends, and so how the rest of a reply that missed its
+/// deadline is told apart from the next one: with [`Length`](ReplyEnd::Length)
+/// the bytes still owed are known and exactly that many are discarded when
+/// they arrive (waiting up to ten deadlines, plus any measured stall of a
+/// registered stall source); with a terminator or a predicate, input is
+/// discarded until the line has been quiet for one deadline (at most ten).
+/// A reply later than that cannot be told from a fresh answer without
+/// protocol framing: use [`Until`](ReplyEnd::Until) with a check of your
+/// protocol's sequence field for that.
 #[derive(Clone, Copy)]
 pub enum ReplyEnd<'a> {
     /// Exactly this many bytes.
@@ -87,21 +104,18 @@ impl Transaction<'_> {
     }
 }
 
-/// Transaction state of a port (application side only).
+/// Transaction state of a port (application side only): counts, the
+/// latency histogram, the reply buffer, what a missed reply still owes,
+/// and the stall sources that may explain a miss.
 #[derive(Debug)]
 pub(crate) struct Transactions {
-    pub(crate) count: u64,
-    pub(crate) misses: u64,
-    /// Misses the simulated chip's own stalls explain (zero on real devices).
-    pub(crate) chip_late_misses: u64,
-    /// Misses a machine stall measured by the noise probe explains.
-    pub(crate) platform_late_misses: u64,
-    /// The noise probe watched, if any.
-    pub(crate) platform: Option<std::sync::Arc<crate::noise::ProbeShared>>,
-    pub(crate) stale_bytes: u64,
+    count: u64,
+    misses: u64,
+    attribution: Attribution,
+    stale_bytes: u64,
     /// Latencies of completed replies (a missed reply that never came has
     /// no latency; it is counted in `misses`).
-    pub(crate) latency: Histogram<u64>,
+    latency: Histogram<u64>,
     buf: Vec<u8>,
     /// The last transaction missed: settle its reply before the next request.
     resync: Option<Settle>,
@@ -122,68 +136,88 @@ impl Transactions {
         Transactions {
             count: 0,
             misses: 0,
-            chip_late_misses: 0,
-            platform_late_misses: 0,
-            platform: None,
+            attribution: Attribution::default(),
             stale_bytes: 0,
             latency: new_latency_histogram(),
             buf: Vec::with_capacity(reply_capacity),
             resync: None,
         }
     }
-}
 
-impl Port {
-    /// Sends `request` and collects the reply until `reply` says it is
-    /// complete, within `deadline` of handing the request over.
-    ///
-    /// Allocates nothing; the reply borrows the port's reply buffer until the
-    /// next call.
-    ///
-    /// # Errors
-    /// [`Error::DeadlineMissed`] if the complete reply was not in hand by the
-    /// deadline; [`Error::ReplyTooLong`]; [`Error::Overflow`] if data was lost
-    /// during the reply; [`Error::Disconnected`]; write errors.
-    pub fn transact(
-        &mut self,
+    /// Consults `source` when a deadline is missed.
+    pub(crate) fn discount_stalls(&mut self, source: Arc<dyn StallSource>) {
+        self.attribution.add(source);
+    }
+
+    /// Transactions attempted.
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Transactions that missed their deadline.
+    pub(crate) fn misses(&self) -> u64 {
+        self.misses
+    }
+
+    /// Of those, the ones each stall source explains.
+    pub(crate) fn explained_misses(&self) -> Vec<(String, u64)> {
+        self.attribution.explained()
+    }
+
+    /// Bytes discarded as stale.
+    pub(crate) fn stale_bytes(&self) -> u64 {
+        self.stale_bytes
+    }
+
+    /// Latencies of completed replies.
+    pub(crate) fn latency(&self) -> &Histogram<u64> {
+        &self.latency
+    }
+
+    /// One transaction: see [`Port::transact`](crate::Port::transact).
+    /// `send` writes the request within the given time (the port's writer:
+    /// this module knows nothing of ports).
+    pub(crate) fn transact<'a>(
+        &'a mut self,
+        receiver: &mut Receiver,
+        send: impl FnOnce(&[u8], Duration) -> Result<()>,
         request: &[u8],
         reply: ReplyEnd<'_>,
         deadline: Duration,
-    ) -> Result<Transaction<'_>> {
-        if let Some(settle) = self.transactions.resync.take() {
-            self.settle(settle)?;
+    ) -> Result<Transaction<'a>> {
+        if let Some(settle) = self.resync.take() {
+            self.settle(receiver, settle)?;
         }
-        self.transactions.stale_bytes += self.receiver.discard_pending();
-        self.transactions.count += 1;
-        self.transactions.buf.clear();
+        self.stale_bytes += receiver.discard_pending();
+        self.count += 1;
+        self.buf.clear();
 
         let submitted = Timestamp::now();
-        let outcome = self.exchange(request, reply, deadline, submitted);
-        let tx = &mut self.transactions;
+        let outcome = self.exchange(receiver, send, request, reply, deadline, submitted);
         let owed = match reply {
-            ReplyEnd::Length(n) => Some(n.saturating_sub(tx.buf.len())),
+            ReplyEnd::Length(n) => Some(n.saturating_sub(self.buf.len())),
             _ => None,
         };
         match outcome {
             Ok((latency, arrival)) => {
-                tx.latency
-                    .saturating_record((latency.as_nanos() as u64).max(1));
+                record(&mut self.latency, latency);
                 if latency > deadline {
                     // Complete but late: nothing more is owed.
-                    tx.misses += 1;
-                    self.attribute(submitted, latency, deadline);
+                    self.misses += 1;
+                    self.attribution
+                        .explain(submitted, latency, deadline, Timestamp::now());
                     return Err(Error::DeadlineMissed { elapsed: latency });
                 }
                 Ok(Transaction {
-                    reply: &self.transactions.buf,
+                    reply: &self.buf,
                     latency,
                     arrival,
                 })
             }
             Err(Error::TimedOut { .. }) => {
-                tx.misses += 1;
-                tx.stale_bytes += tx.buf.len() as u64;
-                tx.resync = Some(Settle {
+                self.misses += 1;
+                self.stale_bytes += self.buf.len() as u64;
+                self.resync = Some(Settle {
                     owed,
                     deadline,
                     submitted,
@@ -194,8 +228,8 @@ impl Port {
             }
             Err(e) => {
                 // Whatever failed, the next request must not see this reply.
-                tx.stale_bytes += tx.buf.len() as u64;
-                tx.resync = Some(Settle {
+                self.stale_bytes += self.buf.len() as u64;
+                self.resync = Some(Settle {
                     owed,
                     deadline,
                     submitted,
@@ -208,34 +242,36 @@ impl Port {
     /// Writes the request and collects the reply; returns (latency, arrival).
     fn exchange(
         &mut self,
+        receiver: &mut Receiver,
+        send: impl FnOnce(&[u8], Duration) -> Result<()>,
         request: &[u8],
         reply: ReplyEnd<'_>,
         deadline: Duration,
         submitted: Timestamp,
     ) -> Result<(Duration, Duration)> {
-        self.link.write_all_within(request, deadline)?;
-        let capacity = self.transactions.buf.capacity();
+        let due = Deadline::after(submitted, deadline);
+        send(request, deadline)?;
+        let capacity = self.buf.capacity();
         loop {
-            let left = deadline.saturating_sub(submitted.elapsed());
+            let left = due.remaining(Timestamp::now());
             if left.is_zero() {
                 return Err(Error::TimedOut {
                     operation: "reply",
                     after: deadline,
                 });
             }
-            let chunk = self.receiver.recv_timeout(left)?;
+            let chunk = receiver.recv_timeout(left)?;
             let arrived = chunk.arrived();
             let payload = chunk.payload();
-            let buf = &mut self.transactions.buf;
             for (i, &byte) in payload.iter().enumerate() {
-                if buf.len() == capacity {
+                if self.buf.len() == capacity {
                     return Err(Error::ReplyTooLong { capacity });
                 }
-                buf.push(byte);
-                if reply.complete(buf) {
+                self.buf.push(byte);
+                if reply.complete(&self.buf) {
                     let now = Timestamp::now();
                     // Bytes after the end of the reply belong to nothing we asked for.
-                    self.transactions.stale_bytes += (payload.len() - i - 1) as u64;
+                    self.stale_bytes += (payload.len() - i - 1) as u64;
                     return Ok((
                         now.saturating_since(submitted),
                         arrived.saturating_since(submitted),
@@ -245,63 +281,25 @@ impl Port {
         }
     }
 
-    /// How long, within `[from, to]`, the simulated chip was stalled, the
-    /// machine was (noise probe), and either (their union).
-    fn stalls_within(&self, from: Timestamp, to: Timestamp) -> (Duration, Duration, Duration) {
-        use crate::stall_log::union_within;
-        let chip = self.link.outbound.chip_stall_log();
-        let platform = self
-            .transactions
-            .platform
-            .as_deref()
-            .map_or(&[][..], |p| &p.stalls[..]);
-        (
-            union_within(chip, from, to),
-            union_within(platform, from, to),
-            // The chip's log first, so it is never the one left out.
-            union_within(chip.into_iter().chain(platform), from, to),
-        )
-    }
-
-    /// Tells what explains a miss whose reply took `late`: stalls of the
-    /// simulated chip, machine stalls the noise probe measured, or neither
-    /// (the host path). Stalls explain a miss only if, taken out of the
-    /// transaction's time, they bring it within the deadline; where chip and
-    /// machine stalls are needed together, the larger part names the cause.
-    fn attribute(&mut self, submitted: Timestamp, late: Duration, deadline: Duration) {
-        let (chip_time, platform_time, both) = self.stalls_within(submitted, submitted.add(late));
-        let tx = &mut self.transactions;
-        if late.saturating_sub(chip_time) <= deadline {
-            tx.chip_late_misses += 1;
-        } else if late.saturating_sub(platform_time) <= deadline {
-            tx.platform_late_misses += 1;
-        } else if late.saturating_sub(both) <= deadline {
-            if chip_time > platform_time {
-                tx.chip_late_misses += 1;
-            } else {
-                tx.platform_late_misses += 1;
-            }
-        }
-    }
-
     /// Discards the rest of a missed reply before the next request: the
     /// owed bytes if the length is known, else input until the line has been
     /// quiet for one deadline; either way for at most ten deadlines of time
     /// the device and the machine could run (measured stalls of the
-    /// simulated chip and of the machine extend the wait: a reply they
-    /// delayed is still a late reply, not a fresh one).
+    /// registered stall sources extend the wait: a reply they delayed is
+    /// still a late reply, not a fresh one).
     ///
-    /// When the late reply shows up, the miss is checked against the
-    /// simulated chip's stalls: if the reply would have been in time without
-    /// them, the chip (not the host) explains the miss.
-    fn settle(&mut self, settle: Settle) -> Result<()> {
+    /// When the late reply shows up, the miss is checked against the stall
+    /// sources: if the reply would have been in time without one's stalls,
+    /// that source (not the host) explains the miss.
+    fn settle(&mut self, receiver: &mut Receiver, settle: Settle) -> Result<()> {
         let start = Timestamp::now();
         let mut owed = settle.owed;
         let mut first = true;
         while owed != Some(0) {
-            let stalled = self.stalls_within(settle.submitted, Timestamp::now()).2;
-            let limit = settle.deadline * 10 + stalled;
-            let left = limit.saturating_sub(start.elapsed());
+            let now = Timestamp::now();
+            let stalled = self.attribution.stalled_within(settle.submitted, now, now);
+            let limit = settle.deadline.saturating_mul(10).saturating_add(stalled);
+            let left = limit.saturating_sub(now.saturating_since(start));
             let wait = match owed {
                 Some(_) => left,
                 None => settle.deadline.min(left),
@@ -309,14 +307,19 @@ impl Port {
             if wait.is_zero() {
                 break;
             }
-            match self.receiver.recv_timeout(wait) {
+            match receiver.recv_timeout(wait) {
                 Ok(chunk) => {
                     let (n, arrived) = (chunk.payload().len(), chunk.arrived());
-                    self.transactions.stale_bytes += n as u64;
+                    self.stale_bytes += n as u64;
                     owed = owed.map(|o| o.saturating_sub(n));
                     if std::mem::take(&mut first) {
                         let late = arrived.saturating_since(settle.submitted);
-                        self.attribute(settle.submitted, late, settle.deadline);
+                        self.attribution.explain(
+                            settle.submitted,
+                            late,
+                            settle.deadline,
+                            Timestamp::now(),
+                        );
                     }
                 }
                 // Quiet (unknown length) or the wait is over (known length).
