@@ -16,4 +16,5 @@ pub mod firmware;
 pub mod guest;
 pub mod host;
 pub mod proto;
+pub mod timing;
 pub mod trace;
