@@ -14,8 +14,9 @@
 //! | `timing.paths` | `usb,tty,libftdi` | contenders |
 //! | `timing.other_loads` | `rt-burst` | loads repeated with vhci at SCHED_OTHER (empty: none) |
 //! | `timing.hogs` | 2 | `hogs`: busy threads |
-//! | `timing.kwork_pairs` | 4 | `kwork`: pty pairs |
-//! | `timing.kwork_writers` | `fifo10` | `kwork`: writers at `fifo10` or `other` |
+//! | `timing.kwork_pairs` | 16 | `kwork`: pty pairs |
+//! | `timing.kwork_chunk` | 16 | `kwork`: bytes per write |
+//! | `timing.kwork_writers` | `other` | `kwork`: writers at `other` or `fifo10` |
 
 use ftdi_rt::{Pinning, RealtimeConfig, RealtimePolicy, make_current_thread_realtime};
 
@@ -74,7 +75,8 @@ impl MatrixSpec {
             load_params: LoadParams {
                 hogs: num("timing.hogs", load_defaults.hogs as u64)? as usize,
                 kwork_pairs: num("timing.kwork_pairs", load_defaults.kwork_pairs as u64)? as usize,
-                kwork_writers: text("timing.kwork_writers", "fifo10").parse()?,
+                kwork_chunk: num("timing.kwork_chunk", load_defaults.kwork_chunk as u64)? as usize,
+                kwork_writers: text("timing.kwork_writers", "other").parse()?,
                 ..load_defaults
             },
         })
