@@ -79,6 +79,8 @@ mod sys;
 mod time;
 mod transaction;
 mod transport;
+#[cfg(feature = "usbip")]
+pub mod usbip;
 
 pub use channel::{CHUNK_CAPACITY, Chunk, Receiver};
 pub use error::{Error, Result};

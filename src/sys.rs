@@ -486,3 +486,28 @@ pub(crate) fn set_low_latency(fd: BorrowedFd<'_>, on: bool) -> io::Result<bool> 
     get(&mut ss)?;
     Ok((ss.flags & ASYNC_LOW_LATENCY != 0) == on)
 }
+
+// --- scheduling of other threads (the USB/IP front end) ---
+
+/// Puts thread `pid` (any thread, e.g. a kernel thread found in /proc)
+/// under `SCHED_FIFO` at `priority`. Needs CAP_SYS_NICE.
+#[cfg(feature = "usbip")]
+pub(crate) fn set_fifo_priority_of(pid: libc::pid_t, priority: u8) -> io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: libc::c_int::from(priority),
+    };
+    // SAFETY: `param` is a valid sched_param that lives across the call; the
+    // kernel checks the pid and the priority and reports errors through errno.
+    syscall!(sched_setscheduler(pid, libc::SCHED_FIFO, &param)).map(drop)
+}
+
+/// The scheduling policy (`SCHED_*`) and realtime priority of thread `pid`.
+#[cfg(feature = "usbip")]
+pub(crate) fn scheduler_of(pid: libc::pid_t) -> io::Result<(libc::c_int, libc::c_int)> {
+    // SAFETY: sched_getscheduler takes a pid only.
+    let policy = syscall!(sched_getscheduler(pid))?;
+    let mut param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid, writable sched_param.
+    syscall!(sched_getparam(pid, &mut param))?;
+    Ok((policy, param.sched_priority))
+}

@@ -18,3 +18,4 @@ pub mod host;
 pub mod proto;
 pub mod timing;
 pub mod trace;
+pub mod vdev;
