@@ -192,6 +192,7 @@ impl RunningLoad {
     }
 
     fn start_kwork(&mut self, params: &LoadParams) -> Result<(), String> {
+        ensure_devpts()?;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let mut started = 0;
         for pair in 0..params.kwork_pairs {
@@ -286,6 +287,24 @@ impl RunningLoad {
 impl Drop for RunningLoad {
     fn drop(&mut self) {
         self.stop_threads();
+    }
+}
+
+/// Mounts devpts on /dev/pts if nothing is there: a pty's slave node lives
+/// in it, and the rig's busybox /init mounts only proc, sysfs and devtmpfs.
+fn ensure_devpts() -> Result<(), String> {
+    if std::path::Path::new("/dev/pts/ptmx").exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all("/dev/pts").map_err(|e| format!("kwork: mkdir /dev/pts: {e}"))?;
+    let status = std::process::Command::new("mount")
+        .args(["-t", "devpts", "devpts", "/dev/pts"])
+        .status()
+        .map_err(|e| format!("kwork: cannot run mount for devpts: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("kwork: mount -t devpts devpts /dev/pts: {status}"))
     }
 }
 

@@ -23,9 +23,10 @@ use ftdi_rt::{Pinning, RealtimeConfig, RealtimePolicy, make_current_thread_realt
 use super::contenders::{self, Device, LoopSpec};
 use super::loads::{LoadParams, RunningLoad};
 use super::recorder::HIST_BIN_US;
-use super::row::{Contender, Kernel, Load, RowKey, TimingRow, Vhci, parse_list};
-use super::sched::apply_vhci;
+use super::row::{Contender, Kernel, Load, RowKey, TimingPlan, TimingRow, Vhci, parse_list};
+use super::sched::{apply_vhci, apply_vhci_priority};
 use crate::guest::{Ctx, emit};
+use crate::vdev::VhciThreads;
 
 /// What the matrix runs.
 #[derive(Clone, Debug)]
@@ -95,10 +96,27 @@ pub fn running_kernel() -> Kernel {
     }
 }
 
-/// Runs the matrix on `device`; prints the rows. Returns a summary, or the
-/// failures (a row that could not run, a wrong reply) after running the rest.
+impl MatrixSpec {
+    /// The plan line for `kernel`.
+    pub fn plan(&self, kernel: Kernel) -> TimingPlan {
+        TimingPlan {
+            kernel,
+            n: self.loop_spec.n as u64,
+            deadline_us: u64::try_from(self.loop_spec.deadline.as_micros()).unwrap_or(u64::MAX),
+            loads: self.loads.clone(),
+            paths: self.paths.clone(),
+            other_loads: self.other_loads.clone(),
+        }
+    }
+}
+
+/// Runs the matrix on `device`; prints the plan, then the rows. Returns a
+/// summary, or the failures (a row that could not run, a wrong reply) after
+/// running the rest. The vhci kthreads are left as the run's `vhci`
+/// parameter says (the rig's default: FIFO 50).
 pub fn run(ctx: &Ctx, device: &Device, spec: &MatrixSpec) -> Result<String, String> {
     let kernel = running_kernel();
+    emit(&spec.plan(kernel).to_string());
     let app = RealtimeConfig::default()
         .with_priority(spec.loop_spec.app_priority)
         .with_pinning(Pinning::Unpinned)
@@ -154,12 +172,15 @@ pub fn run(ctx: &Ctx, device: &Device, spec: &MatrixSpec) -> Result<String, Stri
         }
         ctx.log(&format!("load {load}: {}", running.stop()));
     }
-    // Leave the rig as the other cases expect it: vhci at fifo50, this
-    // thread at normal priority.
-    if current_vhci != Some(Vhci::Fifo50)
-        && let Err(e) = apply_vhci(Vhci::Fifo50)
-    {
-        failures.push(format!("restoring vhci=fifo50: {e}"));
+    // Leave the rig as the other cases expect it: vhci as the run says,
+    // this thread at normal priority.
+    let run_vhci = ctx.param("vhci", VhciThreads::DEFAULT);
+    let restore = match run_vhci {
+        VhciThreads::Fifo(p) => Some(p),
+        VhciThreads::Other => None,
+    };
+    if let Err(e) = apply_vhci_priority(restore) {
+        failures.push(format!("restoring vhci={run_vhci}: {e}"));
     }
     let _ = make_current_thread_realtime(
         &RealtimeConfig::default().with_policy(RealtimePolicy::Disabled),

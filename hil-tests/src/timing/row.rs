@@ -165,6 +165,98 @@ pub struct TimingRow {
 pub const ROW_KEYWORD: &str = "timing";
 /// The keyword that starts a histogram line.
 pub const HIST_KEYWORD: &str = "timing-hist";
+/// The keyword that starts a plan line.
+pub const PLAN_KEYWORD: &str = "timing-plan";
+
+/// What a boot's matrix is about to measure, printed before the first row:
+/// the report expects exactly these rows, and judges the gates on them.
+/// ```text
+/// timing-plan kernel=stock n=2000 deadline_us=3500 loads=idle,hogs,rt-burst,kwork paths=usb,tty,libftdi other_loads=rt-burst
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimingPlan {
+    /// The kernel the rows will name.
+    pub kernel: Kernel,
+    /// Transactions per row.
+    pub n: u64,
+    /// The deadline, µs.
+    pub deadline_us: u64,
+    /// Loads with vhci at fifo50.
+    pub loads: Vec<Load>,
+    /// Contenders.
+    pub paths: Vec<Contender>,
+    /// Loads repeated with vhci at SCHED_OTHER.
+    pub other_loads: Vec<Load>,
+}
+
+fn join<T: fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl fmt::Display for TimingPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{PLAN_KEYWORD} kernel={} n={} deadline_us={} loads={} paths={} other_loads={}",
+            self.kernel,
+            self.n,
+            self.deadline_us,
+            join(&self.loads),
+            join(&self.paths),
+            join(&self.other_loads)
+        )
+    }
+}
+
+impl TimingPlan {
+    /// Every row key the plan promises, in run order.
+    pub fn keys(&self) -> Vec<RowKey> {
+        let plan = self
+            .loads
+            .iter()
+            .map(|&l| (Vhci::Fifo50, l))
+            .chain(self.other_loads.iter().map(|&l| (Vhci::Other, l)));
+        let mut keys = Vec::new();
+        for (vhci, load) in plan {
+            for &path in &self.paths {
+                keys.push(RowKey {
+                    kernel: self.kernel,
+                    load,
+                    path,
+                    vhci,
+                });
+            }
+        }
+        keys
+    }
+
+    /// Parses a console line, as [`TimingRow::find_in`].
+    pub fn find_in(line: &str) -> Option<Result<TimingPlan, String>> {
+        let rest = after_keyword(line, PLAN_KEYWORD)?;
+        Some(Self::parse_fields(rest).map_err(|e| format!("bad plan line {line:?}: {e}")))
+    }
+
+    fn parse_fields(rest: &str) -> Result<TimingPlan, String> {
+        let all = fields(rest)?;
+        let mut it = all.into_iter();
+        let plan = TimingPlan {
+            kernel: take(&mut it, "kernel")?.parse()?,
+            n: number(take(&mut it, "n")?, "n")?,
+            deadline_us: number(take(&mut it, "deadline_us")?, "deadline_us")?,
+            loads: parse_list(take(&mut it, "loads")?)?,
+            paths: parse_list(take(&mut it, "paths")?)?,
+            other_loads: parse_list(take(&mut it, "other_loads")?)?,
+        };
+        if let Some((k, _)) = it.next() {
+            return Err(format!("unexpected field {k}= after other_loads="));
+        }
+        Ok(plan)
+    }
+}
 
 impl fmt::Display for TimingRow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -418,6 +510,35 @@ mod tests {
             ),
             Some(Err(_))
         ));
+    }
+
+    #[test]
+    fn plan_line_round_trips_and_lists_its_rows() {
+        let plan = TimingPlan {
+            kernel: Kernel::Stock,
+            n: 2000,
+            deadline_us: 3500,
+            loads: vec![Load::Idle, Load::RtBurst],
+            paths: vec![Contender::Usb, Contender::Tty],
+            other_loads: vec![],
+        };
+        let line = plan.to_string();
+        assert_eq!(
+            line,
+            "timing-plan kernel=stock n=2000 deadline_us=3500 loads=idle,rt-burst paths=usb,tty other_loads="
+        );
+        assert_eq!(
+            TimingPlan::find_in(&format!("[ 1.0] {line}")),
+            Some(Ok(plan.clone()))
+        );
+        // A plan is neither a row nor a histogram.
+        assert_eq!(TimingRow::find_in(&line), None);
+        assert_eq!(HistLine::find_in(&line), None);
+        assert_eq!(plan.keys().len(), 4);
+        assert_eq!(
+            plan.keys()[1].to_string(),
+            "kernel=stock load=idle path=tty vhci=fifo50"
+        );
     }
 
     #[test]

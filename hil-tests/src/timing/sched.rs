@@ -112,9 +112,20 @@ pub const VHCI_FIFO_PRIORITY: u8 = 50;
 /// # Errors
 /// No vhci kthread exists (nothing attached), or one refused the setting.
 pub fn apply_vhci(setting: Vhci) -> Result<String, String> {
-    let priority = match setting {
+    apply_vhci_priority(match setting {
         Vhci::Fifo50 => Some(VHCI_FIFO_PRIORITY),
         Vhci::Other => None,
+    })
+}
+
+/// As [`apply_vhci`], with any `SCHED_FIFO` priority (`None`: SCHED_OTHER).
+///
+/// # Errors
+/// As [`apply_vhci`].
+pub fn apply_vhci_priority(priority: Option<u8>) -> Result<String, String> {
+    let want = TaskSched {
+        policy: if priority.is_some() { 1 } else { 0 },
+        rt_priority: u32::from(priority.unwrap_or(0)),
     };
     let mut done = Vec::new();
     for name in VHCI_KTHREADS {
@@ -127,9 +138,8 @@ pub fn apply_vhci(setting: Vhci) -> Result<String, String> {
         for pid in pids {
             set_task_sched(pid, priority).map_err(|e| format!("{name} {pid}: {e}"))?;
             let now = task_sched(pid).map_err(|e| format!("{name} {pid}: {e}"))?;
-            let want_policy = if priority.is_some() { 1 } else { 0 };
-            if now.policy != want_policy || now.rt_priority != u32::from(priority.unwrap_or(0)) {
-                return Err(format!("{name} {pid} is {now} after setting {setting}"));
+            if now != want {
+                return Err(format!("{name} {pid} is {now} after setting {want}"));
             }
             done.push(format!("{name} {pid} {now}"));
         }
