@@ -1,92 +1,37 @@
-//! The simulated USB link between the host and the chip thread.
+//! The simulated USB link between the host's threads and the chip thread.
 //!
 //! Bulk IN: the host puts transfers "in flight" by adding credits; the chip
-//! sends a packet only against a credit (no transfer pending means the chip
-//! holds its data, as silicon does when the host does not read) into a
-//! wait-free ring, and rings the host's doorbell. Bulk OUT: a byte ring whose
-//! capacity is the chip's USB-to-UART FIFO, so a full FIFO makes the writer
-//! wait, as a NAKed OUT does. Control requests and fault injection travel as
-//! commands. The reader's side (credits, IN ring, doorbells) takes no lock.
+//! thread hands them to the engine as IN tokens, so the chip sends a packet
+//! only against one (no transfer pending means the chip holds its data, as
+//! silicon does when the host does not read), into a wait-free ring, and
+//! rings the host's doorbell. Bulk OUT: a byte ring the chip thread empties
+//! into the engine's TX FIFO; `tx_fill` counts the bytes in both, so the
+//! writer waits when the chip's FIFO is full, as a NAKed OUT does. Control
+//! requests and fault injection travel as commands. The reader's side
+//! (credits, IN ring, doorbells) takes no lock.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::SimCounters;
 use super::device::ModemLines;
+use super::engine::ControlReply;
 use super::registers::ChipState;
+use super::transfer::{InPacket, TransferError};
 use crate::doorbell::Doorbell;
 use crate::proto::{ControlRequest, LineStatus};
 use crate::stats::new_latency_histogram;
 use crate::time::Timestamp;
-
-/// Largest packet the simulation carries (a high-speed bulk packet).
-pub const MAX_PACKET: usize = 512;
-
-/// One bulk-IN packet as the chip sent it.
-#[derive(Clone, Copy)]
-pub struct InPacket {
-    pub(crate) len: u16,
-    pub(crate) data: [u8; MAX_PACKET],
-    pub(crate) sent_at: Timestamp,
-}
-
-impl Default for InPacket {
-    fn default() -> Self {
-        InPacket {
-            len: 0,
-            data: [0; MAX_PACKET],
-            sent_at: Timestamp::default(),
-        }
-    }
-}
-
-impl InPacket {
-    /// The packet's bytes: two status bytes, then the payload.
-    pub fn bytes(&self) -> &[u8] {
-        &self.data[..self.len as usize]
-    }
-
-    /// When the chip put it on the bus (its ideal time: chip lateness excluded).
-    pub fn sent_at(&self) -> Timestamp {
-        self.sent_at
-    }
-}
-
-impl std::fmt::Debug for InPacket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InPacket")
-            .field("bytes", &self.bytes())
-            .field("sent_at", &self.sent_at)
-            .finish()
-    }
-}
-
-/// How a simulated USB transfer failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TransferError {
-    /// The chip refused the control request.
-    #[error("the simulated chip STALLed the request")]
-    Stall,
-    /// The simulated device was unplugged.
-    #[error("the simulated device is gone (unplugged)")]
-    NoDevice,
-    /// The transfer did not complete in time.
-    #[error("timed out after {transferred} bytes")]
-    TimedOut {
-        /// Bytes transferred before the timeout.
-        transferred: usize,
-    },
-}
 
 /// What the chip thread is asked to do besides moving data.
 #[derive(Debug)]
 pub(crate) enum Command {
     Control {
         request: ControlRequest,
-        reply: mpsc::SyncSender<Result<([u8; 2], usize), TransferError>>,
+        reply: mpsc::SyncSender<Result<ControlReply, TransferError>>,
     },
     InjectLineError(LineStatus),
     SetModemLines(ModemLines),
@@ -95,7 +40,8 @@ pub(crate) enum Command {
     Shutdown,
 }
 
-/// Counts kept by the chip (what the "silicon" did).
+/// Counts kept by the chip (what the "silicon" did), published by the chip
+/// thread from its engine.
 #[derive(Debug, Default)]
 pub(crate) struct ChipCounters {
     pub(crate) packets: AtomicU64,
@@ -103,6 +49,27 @@ pub(crate) struct ChipCounters {
     pub(crate) bytes_to_host: AtomicU64,
     pub(crate) bytes_from_host: AtomicU64,
     pub(crate) overrun_bytes: AtomicU64,
+}
+
+impl ChipCounters {
+    pub(crate) fn publish(&self, c: SimCounters) {
+        self.packets.store(c.packets, Ordering::Relaxed);
+        self.status_only.store(c.status_only, Ordering::Relaxed);
+        self.bytes_to_host.store(c.bytes_to_host, Ordering::Relaxed);
+        self.bytes_from_host
+            .store(c.bytes_from_host, Ordering::Relaxed);
+        self.overrun_bytes.store(c.overrun_bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn read(&self) -> SimCounters {
+        SimCounters {
+            packets: self.packets.load(Ordering::Relaxed),
+            status_only: self.status_only.load(Ordering::Relaxed),
+            bytes_to_host: self.bytes_to_host.load(Ordering::Relaxed),
+            bytes_from_host: self.bytes_from_host.load(Ordering::Relaxed),
+            overrun_bytes: self.overrun_bytes.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// The state both sides of the bus share.
@@ -127,10 +94,17 @@ pub(crate) struct Bus {
     /// When the host last rang the chip (ns), so the chip can tell how late
     /// it woke up to host input.
     pub(crate) rung_at: AtomicU64,
+    /// The chip's USB-to-UART FIFO size.
+    pub(crate) tx_capacity: usize,
+    /// Bytes the host has written that are not on the wire yet: in the OUT
+    /// ring or in the engine's TX FIFO. The writer adds before it pushes,
+    /// the chip thread subtracts what the engine took, so it never reads
+    /// less than the FIFO holds and the two never overfill the chip.
+    pub(crate) tx_fill: AtomicUsize,
 }
 
 impl Bus {
-    pub(crate) fn new(state: ChipState) -> std::io::Result<Bus> {
+    pub(crate) fn new(state: ChipState, tx_capacity: usize) -> std::io::Result<Bus> {
         Ok(Bus {
             credits: AtomicU32::new(0),
             in_ready: Doorbell::new()?,
@@ -142,6 +116,8 @@ impl Bus {
             lateness: Mutex::new(new_latency_histogram()),
             stalls: crate::stall_log::StallLog::default(),
             rung_at: AtomicU64::new(0),
+            tx_capacity,
+            tx_fill: AtomicUsize::new(0),
         })
     }
 
@@ -274,9 +250,9 @@ impl HostOut {
             .map_err(|_| TransferError::NoDevice)?;
         self.bus.wake_chip();
         match answer.recv_timeout(timeout) {
-            Ok(Ok((bytes, n))) => {
-                let n = n.min(data.len());
-                data[..n].copy_from_slice(&bytes[..n]);
+            Ok(Ok(reply)) => {
+                let n = reply.bytes().len().min(data.len());
+                data[..n].copy_from_slice(&reply.bytes()[..n]);
                 Ok(n)
             }
             Ok(Err(e)) => Err(e),
@@ -288,25 +264,33 @@ impl HostOut {
     pub(crate) fn bulk_out(&self, data: &[u8], timeout: Duration) -> Result<usize, TransferError> {
         let start = Timestamp::now();
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let bus = &self.bus;
         let mut written = 0;
         loop {
-            if self.bus.is_unplugged() {
+            if bus.is_unplugged() {
                 return Err(TransferError::NoDevice);
             }
-            let (accepted, _) = out.push_partial_slice(&data[written..]);
-            if !accepted.is_empty() {
-                written += accepted.len();
-                self.bus
-                    .counters
-                    .bytes_from_host
-                    .fetch_add(accepted.len() as u64, Ordering::Relaxed);
-                self.bus.wake_chip();
+            let space = bus
+                .tx_capacity
+                .saturating_sub(bus.tx_fill.load(Ordering::Acquire));
+            let n = space.min(data.len() - written);
+            if n > 0 {
+                // Counted before it is visible to the chip thread, which
+                // subtracts only what it took.
+                bus.tx_fill.fetch_add(n, Ordering::AcqRel);
+                let (accepted, _) = out.push_partial_slice(&data[written..written + n]);
+                let accepted = accepted.len();
+                if accepted < n {
+                    bus.tx_fill.fetch_sub(n - accepted, Ordering::AcqRel);
+                }
+                written += accepted;
+                bus.wake_chip();
             }
             if written == data.len() {
                 return Ok(written);
             }
-            self.bus.out_space.arm();
-            if out.slots() > 0 {
+            bus.out_space.arm();
+            if bus.tx_fill.load(Ordering::Acquire) < bus.tx_capacity {
                 continue;
             }
             let left = timeout.saturating_sub(start.elapsed());
@@ -315,7 +299,7 @@ impl HostOut {
                     transferred: written,
                 });
             }
-            let _ = self.bus.out_space.wait(Some(left));
+            let _ = bus.out_space.wait(Some(left));
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct ModemLines {
 /// A byte on its way from the device to the chip's RX pin.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Arrival {
+    /// When its start bit begins at the chip.
+    pub(crate) start: Timestamp,
     /// When its stop bit ends at the chip.
     pub(crate) at: Timestamp,
     pub(crate) byte: u8,
@@ -91,8 +93,9 @@ impl<'a> Line<'a> {
     pub fn send_at(&mut self, start: Timestamp, bytes: &[u8]) {
         let mut t = start.max(self.side.busy_until);
         for &byte in bytes {
+            let start = t;
             t = t.add(self.side.frame);
-            self.side.incoming.push_back(Arrival { at: t, byte });
+            self.side.incoming.push_back(Arrival { start, at: t, byte });
         }
         self.side.busy_until = t;
     }
@@ -138,7 +141,8 @@ impl<'a> Line<'a> {
 
 /// A device model: what is wired to the simulated chip's UART.
 ///
-/// Runs on the chip's thread; it should not block or allocate per byte.
+/// Runs wherever the chip's engine runs (the chip's thread, or a USB
+/// front end's); it should not block or allocate per byte.
 /// Any `FnMut(WireByte, &mut Line)` closure is a device.
 pub trait Device: Send + 'static {
     /// A byte the host sent has finished on the wire.
@@ -269,6 +273,8 @@ mod tests {
         line.send_at(t0, b"c"); // queued behind "ab"
         let at: Vec<u64> = s.incoming.iter().map(|a| a.at.as_nanos()).collect();
         assert_eq!(at, [1_100_000, 1_200_000, 1_300_000]);
+        let start: Vec<u64> = s.incoming.iter().map(|a| a.start.as_nanos()).collect();
+        assert_eq!(start, [1_000_000, 1_100_000, 1_200_000]);
     }
 
     #[test]

@@ -12,6 +12,13 @@
 //! pending; an OUT URB completes when the device has accepted its bytes
 //! (NAKs until then); a control URB carries its setup packet.
 
+mod bulk;
+mod descriptors;
+mod standard;
+mod virtual_ftdi;
+
+pub use virtual_ftdi::{DEFAULT_SERIAL_NUMBER, NoSuchInterface, VirtualFtdi, VirtualFtdiBuilder};
+
 use crate::time::Timestamp;
 
 /// The speed the device connects at.

@@ -1,0 +1,273 @@
+//! The threaded simulated chip: [`SimChip`], what a host (or
+//! [`Port::open_sim`](crate::Port::open_sim)) sees over USB, and
+//! [`SimHandle`], fault injection and inspection while it runs. Both are a
+//! thin shell around a [`ChannelEngine`] that a thread of its own drives on
+//! real time ([`super::shell`]).
+
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use super::bus::{Bus, Command, HostIn, HostOut};
+use super::device::{Device, ModemLines};
+use super::engine::ChannelEngine;
+use super::registers::ChipState;
+use super::shell::{ChipThread, ChipWiring};
+use super::transfer::{InPacket, TransferError};
+use super::{SimConfig, SimCounters};
+use crate::error::{Error, Result};
+use crate::proto::{Chip, ControlRequest, Interface, LineStatus};
+use crate::reader::REALTIME_STACK_BYTES;
+use crate::realtime::{RealtimeStatus, make_current_thread_realtime};
+use crate::time::Timestamp;
+
+/// IN transfers the simulated bus can hold completed but not yet taken.
+const IN_RING_SLOTS: usize = 64;
+
+/// A simulated FTDI chip, as the host sees it over USB.
+///
+/// Open a [`Port`](crate::Port) on it with `Port::open_sim`, or drive the USB
+/// side directly ([`control`](SimChip::control), [`bulk_out`](SimChip::bulk_out),
+/// [`submit_in`](SimChip::submit_in), [`next_in`](SimChip::next_in)) to test
+/// at the packet level. Dropping it stops the chip's thread.
+#[derive(Debug)]
+pub struct SimChip {
+    pub(crate) host_in: HostIn,
+    pub(crate) host_out: HostOut,
+    handle: SimHandle,
+    chip: Chip,
+    interface: Interface,
+    max_packet_size: usize,
+    realtime: RealtimeStatus,
+}
+
+impl SimChip {
+    /// Powers up a simulated chip wired to `device`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a max packet size outside 8..=512, the
+    /// realtime error if the config requires realtime and it is refused, or
+    /// an I/O error creating the eventfds or the thread.
+    pub fn new<D: Device>(device: D, config: SimConfig) -> Result<SimChip> {
+        let engine = ChannelEngine::new(device, &config, Timestamp::now())?;
+        let max_packet_size = engine.max_packet_size();
+        let tx_capacity = config.chip.usb_to_uart_fifo();
+        let bus = Arc::new(Bus::new(*engine.state(), tx_capacity)?);
+        let (in_tx, in_rx) = rtrb::RingBuffer::new(IN_RING_SLOTS);
+        let (out_tx, out_rx) = rtrb::RingBuffer::new(tx_capacity);
+        let (cmd_tx, cmd_rx) = mpsc::channel();
+        let chip_thread = ChipThread::new(
+            engine,
+            ChipWiring {
+                in_ring: in_tx,
+                out_ring: out_rx,
+                commands: cmd_rx,
+                bus: bus.clone(),
+            },
+        );
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        let realtime = config.realtime;
+        let thread = std::thread::Builder::new()
+            .name("ftdi-rt-sim-chip".into())
+            .stack_size(REALTIME_STACK_BYTES)
+            .spawn(move || match make_current_thread_realtime(&realtime) {
+                Ok(status) => {
+                    let _ = ready_tx.send(Ok(status));
+                    chip_thread.run();
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })?;
+        let realtime = match ready_rx.recv() {
+            Ok(Ok(status)) => status,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e.into());
+            }
+            Err(_) => {
+                return Err(Error::Io(std::io::Error::other(
+                    "the simulated chip's thread died",
+                )));
+            }
+        };
+        let handle = SimHandle {
+            bus: bus.clone(),
+            commands: cmd_tx.clone(),
+        };
+        Ok(SimChip {
+            host_in: HostIn {
+                ring: in_rx,
+                bus: bus.clone(),
+            },
+            host_out: HostOut {
+                out: Mutex::new(out_tx),
+                commands: cmd_tx,
+                bus,
+                thread: Some(thread),
+            },
+            handle,
+            chip: config.chip,
+            interface: config.interface,
+            max_packet_size,
+            realtime,
+        })
+    }
+
+    /// The simulated chip family.
+    pub fn chip(&self) -> Chip {
+        self.chip
+    }
+
+    /// The interface the host talks to.
+    pub fn interface(&self) -> Interface {
+        self.interface
+    }
+
+    /// Bulk max packet size.
+    pub fn max_packet_size(&self) -> usize {
+        self.max_packet_size
+    }
+
+    /// How the chip's thread runs.
+    pub fn realtime(&self) -> &RealtimeStatus {
+        &self.realtime
+    }
+
+    /// A handle for fault injection and inspection that outlives ownership
+    /// changes (keep one before handing the chip to a port).
+    pub fn handle(&self) -> SimHandle {
+        self.handle.clone()
+    }
+
+    /// A control transfer; `data` receives an IN request's reply.
+    ///
+    /// # Errors
+    /// [`TransferError::Stall`] where a real chip would refuse the request,
+    /// [`TransferError::NoDevice`] after an unplug, or a timeout.
+    pub fn control(
+        &self,
+        request: ControlRequest,
+        data: &mut [u8],
+        timeout: Duration,
+    ) -> std::result::Result<usize, TransferError> {
+        self.host_out.control(request, data, timeout)
+    }
+
+    /// A bulk-OUT transfer: returns when the chip's FIFO accepted every byte.
+    ///
+    /// # Errors
+    /// [`TransferError::TimedOut`] with the bytes accepted so far, or
+    /// [`TransferError::NoDevice`].
+    pub fn bulk_out(
+        &self,
+        data: &[u8],
+        timeout: Duration,
+    ) -> std::result::Result<usize, TransferError> {
+        self.host_out.bulk_out(data, timeout)
+    }
+
+    /// Hands the two host ends to a port (the handle stays with the caller's clones).
+    pub(crate) fn into_host_ends(self) -> (HostIn, HostOut) {
+        (self.host_in, self.host_out)
+    }
+
+    /// Puts `transfers` more bulk-IN transfers (one max packet each) in flight.
+    pub fn submit_in(&self, transfers: u32) {
+        self.host_in.submit(transfers);
+    }
+
+    /// Takes the next completed bulk-IN transfer, waiting up to `timeout`
+    /// (`Ok(None)` if none completed), and resubmits it.
+    ///
+    /// # Errors
+    /// [`TransferError::NoDevice`] once the chip is unplugged and nothing
+    /// completed remains.
+    pub fn next_in(
+        &mut self,
+        timeout: Duration,
+    ) -> std::result::Result<Option<InPacket>, TransferError> {
+        self.host_in.next(timeout)
+    }
+}
+
+/// Fault injection and inspection of a running simulated chip. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SimHandle {
+    bus: Arc<Bus>,
+    commands: mpsc::Sender<Command>,
+}
+
+impl SimHandle {
+    fn send(&self, command: Command) {
+        if self.commands.send(command).is_ok() {
+            self.bus.wake_chip();
+        }
+    }
+
+    /// Unplugs the device now: pending and later transfers fail.
+    pub fn unplug(&self) {
+        self.unplug_at(Timestamp::now());
+    }
+
+    /// Unplugs the device at `at`.
+    pub fn unplug_at(&self, at: Timestamp) {
+        self.send(Command::UnplugAt(at));
+    }
+
+    /// Sets these line-status error bits (OE, PE, FE, BI, FIFO error) on the
+    /// next packet that carries data.
+    pub fn inject_line_error(&self, errors: LineStatus) {
+        self.send(Command::InjectLineError(errors));
+    }
+
+    /// Freezes the chip's thread for `duration`, as a busy host or a
+    /// hypervisor preempting its CPU would: the stall shows in
+    /// [`lateness`](SimHandle::lateness) and [`stalled_within`](SimHandle::stalled_within),
+    /// and transactions it delays count as chip-late, not host, misses.
+    pub fn stall_for(&self, duration: Duration) {
+        self.send(Command::Stall(duration));
+    }
+
+    /// Changes the chip's modem inputs (a change makes the chip send a packet).
+    pub fn set_modem_lines(&self, lines: ModemLines) {
+        self.send(Command::SetModemLines(lines));
+    }
+
+    /// The chip's registers as of the last control request.
+    pub fn state(&self) -> ChipState {
+        *self.bus.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How late the chip's thread handled its events (ns), published every
+    /// 50 ms: chip lateness, not host latency.
+    pub fn lateness(&self) -> Histogram<u64> {
+        self.bus
+            .lateness
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// What the chip has done so far.
+    pub fn counters(&self) -> SimCounters {
+        self.bus.counters.read()
+    }
+
+    /// How long the chip's own thread was stalled (events handled more than
+    /// 100 µs after they were due) within `[from, to]`: the part of a delay
+    /// that silicon, with its own clock, would not have caused.
+    pub fn stalled_within(&self, from: Timestamp, to: Timestamp) -> Duration {
+        self.bus.stalls.stalled_within(from, to)
+    }
+
+    pub(crate) fn stall_log(&self) -> &crate::stall_log::StallLog {
+        &self.bus.stalls
+    }
+
+    /// Whether the device has been unplugged.
+    pub fn is_unplugged(&self) -> bool {
+        self.bus.is_unplugged()
+    }
+}

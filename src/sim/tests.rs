@@ -1,1 +1,0 @@
-//! Tests of the simulated chip at the USB-packet level.
