@@ -15,13 +15,16 @@
 //!   C loop;
 //! * [`loads`]: idle, hogs, rt-burst, kwork;
 //! * [`sched`]: the vhci kthreads' priority knob;
-//! * [`matrix`]: every contender under every load, printing the rows.
+//! * [`matrix`]: every contender under every load, printing the rows;
+//! * [`case`]: the guest program's `timing` case, which runs the matrix on
+//!   a virtual FT232R with the frobnicator.
 //!
 //! Host side:
 //! * [`report`]: the rows of a console log as a table with ratios to the
 //!   kernel path, and the gates;
 //! * [`plot`]: an SVG latency histogram per load.
 
+pub mod case;
 pub mod contenders;
 pub mod loads;
 pub mod matrix;
