@@ -82,21 +82,29 @@ pub fn line_errors(ctx: &mut Ctx) -> Outcome {
 pub fn app_stops_reading(ctx: &mut Ctx) -> Outcome {
     let run = || -> Result<String, String> {
         let dev = attach_ft232r(ctx, Loopback::new())?;
-        // A small channel: 16 chunks fill in a few ms of 3 MBd traffic.
-        let config = PortConfig::default()
-            .with_baud(3_000_000)
-            .with_channel_capacity(16);
+        // A small channel: at 115200 Bd and a 1 ms latency timer a chunk is
+        // about 11 bytes, so 16 chunks fill in 16 ms. (The rate is one the
+        // rig's reader keeps up with: the chip must not overrun, so that every
+        // loss is the channel's.)
+        let config = PortConfig::default().with_channel_capacity(16);
         let mut port = open_usb(&dev, &config)?;
-        let sent = pattern(20_000, 9);
-        // Written while nobody reads: the loopback returns it at the wire rate.
+        let sent = pattern(5_000, 9);
+        // Written while nobody reads (0.43 s on the wire): the loopback
+        // returns it at the wire rate into the reader, which must drop.
         port.write_all(&sent).map_err(|e| format!("write: {e}"))?;
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
         let mut at = 0usize;
         let mut lost_total = 0u64;
         let mut received = 0usize;
         loop {
             match port.recv_timeout(Duration::from_millis(100)) {
                 Ok(chunk) => {
+                    if chunk.line_status().is_some_and(|l| l.overrun()) {
+                        return Err(format!(
+                            "the chip overran (OE) at stream offset {at}: the reader did not keep \
+                             up with 115200 Bd"
+                        ));
+                    }
                     let p = chunk.payload();
                     let want = sent.get(at..at + p.len()).ok_or_else(|| {
                         format!(
@@ -105,9 +113,13 @@ pub fn app_stops_reading(ctx: &mut Ctx) -> Outcome {
                         )
                     })?;
                     if p != want {
+                        let first = p.iter().zip(want).position(|(a, b)| a != b).unwrap_or(0);
                         return Err(format!(
-                            "bytes at stream offset {at} differ from what was sent: a loss \
-                             went unreported"
+                            "{} bytes at stream offset {at} differ from what was sent from byte \
+                             {first} on (line status {:?}, {lost_total} reported lost before): a \
+                             loss went unreported",
+                            p.len(),
+                            chunk.line_status()
                         ));
                     }
                     at += p.len();
