@@ -255,9 +255,9 @@ pub fn baud_pacing(ctx: &mut Ctx) -> Outcome {
     let run = || -> Result<String, String> {
         let mut seen = Vec::new();
         measure(ctx, Chip::Ft232R, 115_200, true, &mut seen)?;
-        measure(ctx, Chip::Ft2232H, 1_000_000, false, &mut seen)?;
-        measure(ctx, Chip::Ft232R, 1_000_000, false, &mut seen)?;
+        // Reported, not judged: the rig cannot carry 3 MBd (module docs).
         measure(ctx, Chip::Ft2232H, 3_000_000, false, &mut seen)?;
+        measure(ctx, Chip::Ft232R, 3_000_000, false, &mut seen)?;
         Ok(format!("rates against the wire: {}", seen.join(", ")))
     };
     run().into()
