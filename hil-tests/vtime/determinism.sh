@@ -33,7 +33,7 @@ for run in 1 2; do
     # stop the comparison: determinism is a property of the rows. A run that
     # never booted (a failed build step) is retried, twice at most.
     for attempt in 1 2 3; do
-        rm -rf "$OUT/boot$run"
+        rm -rf "${OUT:?}/boot$run"
         mkdir -p "$OUT/boot$run"
         VTIME_OUT="$OUT/boot$run" bash "$HERE/run.sh" --kernel "$KERNEL" -- "${ARGS[@]}" \
             >"$OUT/run$run.log" 2>&1 || echo "determinism: boot $run exited non-zero"
