@@ -20,6 +20,7 @@
 
 use ftdi_rt::{Pinning, RealtimeConfig, RealtimePolicy, make_current_thread_realtime};
 
+use super::console::{QuietKernelConsole, drain_stdout};
 use super::contenders::{self, Device, LoopSpec};
 use super::loads::{LoadParams, RunningLoad};
 use super::recorder::HIST_BIN_US;
@@ -117,6 +118,7 @@ impl MatrixSpec {
 pub fn run(ctx: &Ctx, device: &Device, spec: &MatrixSpec) -> Result<String, String> {
     let kernel = running_kernel();
     emit(&spec.plan(kernel).to_string());
+    let quiet = QuietKernelConsole::new()?;
     let app = RealtimeConfig::default()
         .with_priority(spec.loop_spec.app_priority)
         .with_pinning(Pinning::Unpinned)
@@ -150,6 +152,8 @@ pub fn run(ctx: &Ctx, device: &Device, spec: &MatrixSpec) -> Result<String, Stri
             }
         };
         for &path in &spec.paths {
+            // What was printed must have left the UART before the loop runs.
+            drain_stdout();
             let key = RowKey {
                 kernel,
                 load,
@@ -182,6 +186,7 @@ pub fn run(ctx: &Ctx, device: &Device, spec: &MatrixSpec) -> Result<String, Stri
     if let Err(e) = apply_vhci_priority(restore) {
         failures.push(format!("restoring vhci={run_vhci}: {e}"));
     }
+    drop(quiet);
     let _ = make_current_thread_realtime(
         &RealtimeConfig::default().with_policy(RealtimePolicy::Disabled),
     );

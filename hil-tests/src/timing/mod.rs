@@ -15,6 +15,7 @@
 //!   C loop;
 //! * [`loads`]: idle, hogs, rt-burst, kwork;
 //! * [`sched`]: the vhci kthreads' priority knob;
+//! * [`console`]: the serial console kept out of the measurements;
 //! * [`matrix`]: every contender under every load, printing the rows;
 //! * [`case`]: the guest program's `timing` case, which runs the matrix on
 //!   a virtual FT232R with the frobnicator.
@@ -25,6 +26,7 @@
 //! * [`plot`]: an SVG latency histogram per load.
 
 pub mod case;
+pub mod console;
 pub mod contenders;
 pub mod loads;
 pub mod matrix;
