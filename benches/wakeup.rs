@@ -2,7 +2,10 @@
 //! application returns from poll. Measured as delivery latency (reader's
 //! completion timestamp → the application taking the chunk) while the
 //! application blocks waiting for a reply, on the simulated chip, with and
-//! without a CPU hog on every core, realtime against plain SCHED_OTHER.
+//! without a CPU hog on every core, realtime against plain SCHED_OTHER, and
+//! the reader's two memory-locking modes against each other: its own hot
+//! path (`mlock`, the default) and the whole process (`mlockall`). The
+//! whole-process rows run last because `mlockall` stays in force.
 //!
 //! The device answers each request at once and the event character makes
 //! the chip flush at once, so each round trip takes microseconds and every
@@ -14,7 +17,8 @@ use std::time::Duration;
 
 use ftdi_rt::sim::{Line, SimChip, SimConfig, WireByte};
 use ftdi_rt::{
-    CpuHogs, LatencySummary, Pinning, Port, PortConfig, RealtimeConfig, RealtimePolicy, ReplyEnd,
+    CpuHogs, LatencySummary, MemoryLocking, Pinning, Port, PortConfig, RealtimeConfig,
+    RealtimePolicy, ReplyEnd,
 };
 
 struct Outcome {
@@ -30,7 +34,7 @@ fn answer(byte: WireByte, line: &mut Line<'_>) {
     }
 }
 
-fn run(realtime: bool, hogs: usize, iterations: usize) -> Outcome {
+fn run(realtime: bool, hogs: usize, iterations: usize, locking: MemoryLocking) -> Outcome {
     let hogs = CpuHogs::start(hogs).expect("start CPU hogs");
     let policy = if realtime {
         RealtimePolicy::BestEffort
@@ -50,7 +54,11 @@ fn run(realtime: bool, hogs: usize, iterations: usize) -> Outcome {
             .with_baud(3_000_000)
             .with_latency_timer_ms(16)
             .with_event_char(Some(b'\n'))
-            .with_reader(RealtimeConfig::default().with_policy(policy));
+            .with_reader(
+                RealtimeConfig::default()
+                    .with_policy(policy)
+                    .with_memory_locking(locking),
+            );
         let mut port = Port::open_sim(chip, &config).expect("open");
         // Warm up (page faults, caches), then measure on a fresh port so the
         // histograms hold only the measured samples.
@@ -120,13 +128,18 @@ fn main() {
         "scenario", "p50", "p99", "p99.9", "max", ">100µs", "failed"
     );
     let mut rows = Vec::new();
-    for (label, rt, hogs) in [
-        ("SCHED_FIFO, idle", true, 0),
-        ("SCHED_FIFO, hogs", true, cpus),
-        ("SCHED_OTHER, idle", false, 0),
-        ("SCHED_OTHER, hogs", false, cpus),
+    let hot = MemoryLocking::HotPath;
+    let whole = MemoryLocking::WholeProcess;
+    for (label, rt, hogs, locking) in [
+        ("SCHED_FIFO, idle", true, 0, hot),
+        ("SCHED_FIFO, hogs", true, cpus, hot),
+        ("SCHED_OTHER, idle", false, 0, hot),
+        ("SCHED_OTHER, hogs", false, cpus, hot),
+        // mlockall outlives the port: these two must come last.
+        ("FIFO, idle, mlockall", true, 0, whole),
+        ("FIFO, hogs, mlockall", true, cpus, whole),
     ] {
-        let o = run(rt, hogs, iterations);
+        let o = run(rt, hogs, iterations, locking);
         let d = o.delivery;
         println!(
             "{label:<20} {:>8} {:>8} {:>8} {:>9} {:>7} {:>6}  {}",
@@ -149,4 +162,17 @@ fn main() {
         ratio(other.p999, fifo.p999),
         ratio(other.max, fifo.max)
     );
+    for (what, hot, whole) in [("idle", rows[0], rows[4]), ("hogs", rows[1], rows[5])] {
+        println!(
+            "{what}, hot-path mlock vs mlockall (µs): p50 {} / {}  p99 {} / {}  p99.9 {} / {}  max {} / {}",
+            us(hot.p50),
+            us(whole.p50),
+            us(hot.p99),
+            us(whole.p99),
+            us(hot.p999),
+            us(whole.p999),
+            us(hot.max),
+            us(whole.max)
+        );
+    }
 }

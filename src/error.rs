@@ -120,9 +120,12 @@ pub enum Error {
     /// The current user may not open the USB device.
     #[error(
         "permission denied opening {device}. Install the udev rule shipped with ftdi-rt: \
-         `sudo cp udev/99-ftdi-rt.rules /etc/udev/rules.d/ && sudo udevadm control --reload \
-         && sudo udevadm trigger`, add yourself to the `plugdev` group (log in again), and \
-         replug the adapter"
+         `sudo install -m 0644 udev/60-ftdi-rt.rules /etc/udev/rules.d/ && sudo udevadm control \
+         --reload && sudo udevadm trigger --subsystem-match=usb` (remove an older \
+         /etc/udev/rules.d/99-ftdi-rt.rules), then replug the adapter. It gives the user logged \
+         in at the seat access at once; over ssh or for a service, also add the user to the \
+         `dialout` group (`sudo usermod -aG dialout $USER`, then log in again). Check with \
+         `getfacl /dev/bus/usb/BBB/DDD` (README, \"Permissions: the udev rule\")"
     )]
     PermissionDenied {
         /// The device, in words.
@@ -254,7 +257,16 @@ mod tests {
             device: "FT232R".into(),
         }
         .to_string();
-        assert!(msg.contains("udev/99-ftdi-rt.rules"), "{msg}");
-        assert!(msg.contains("udevadm"), "{msg}");
+        let rule = "udev/60-ftdi-rt.rules";
+        assert!(msg.contains(rule), "{msg}");
+        // The file the message names is the one the repository ships.
+        assert!(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(rule)
+                .is_file()
+        );
+        for needle in ["udevadm trigger", "dialout", "getfacl", "replug"] {
+            assert!(msg.contains(needle), "{needle} missing from: {msg}");
+        }
     }
 }

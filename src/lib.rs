@@ -41,17 +41,20 @@
 //! ```
 //!
 //! ## Realtime
-//! By default the reader must get `SCHED_FIFO` priority 80, its CPU pinning
-//! and `mlockall`, or opening fails with an error that says how to grant them
-//! (root, `setcap cap_sys_nice,cap_ipc_lock+ep`, or `rtprio`/`memlock` in
-//! limits.conf). [`PortConfig::best_effort`] runs without what is refused and
-//! records it in [`Statistics::realtime`]. The hot path (packet completion →
+//! By default the reader must get `SCHED_FIFO` priority 80 and its CPU
+//! pinning, or opening fails with an error that says how to grant it (root,
+//! `setcap cap_sys_nice+ep`, or `rtprio` in limits.conf). It locks and
+//! prefaults only what its hot path touches ([`MemoryLocking::HotPath`],
+//! within `RLIMIT_MEMLOCK`); locking the whole process is the explicit
+//! [`MemoryLocking::WholeProcess`]. [`PortConfig::best_effort`] runs without
+//! what is refused and records it in [`Statistics::realtime`];
+//! [`Statistics::reader_page_faults`] counts the reader's page faults. The hot path (packet completion →
 //! channel → application) allocates nothing and takes no lock a
 //! normal-priority thread can hold; `tests/hot_path.rs` proves both.
 //!
 //! ## Linux permissions
 //! Opening a USB device needs write access to `/dev/bus/usb/BBB/DDD`: install
-//! `udev/99-ftdi-rt.rules` (see the README). ftdi-rt detaches `ftdi_sio` from
+//! `udev/60-ftdi-rt.rules` (see the README). ftdi-rt detaches `ftdi_sio` from
 //! the interface it claims and re-attaches it on close, so `/dev/ttyUSBn`
 //! comes back.
 //!
@@ -92,10 +95,13 @@ pub use proto::{
     StopBits,
 };
 pub use realtime::{
-    Pinning, RealtimeConfig, RealtimeError, RealtimePolicy, RealtimeStatus,
-    make_current_thread_realtime,
+    HotRegion, MemoryLocking, MemoryStatus, Pinning, RealtimeConfig, RealtimeError, RealtimePolicy,
+    RealtimeStatus, make_current_thread_realtime,
 };
-pub use stats::{LatencySummary, LineErrorCounts, Statistics, TransportInfo, TransportKind};
+pub use stats::{
+    LatencySummary, LineErrorCounts, PageFaults, ReaderPageFaults, Statistics, TransportInfo,
+    TransportKind,
+};
 pub use time::Timestamp;
 pub use transaction::{ReplyEnd, Transaction};
 pub use transport::usb::{DeviceInfo, FTDI_VID, Selector, UsbId, list};

@@ -140,6 +140,43 @@ impl fmt::Display for LatencySummary {
     }
 }
 
+/// Page faults of one thread (new in issue 17).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageFaults {
+    /// Minor faults: the page was in memory but not mapped yet (first touch,
+    /// copy-on-write), microseconds each.
+    pub minor: u64,
+    /// Major faults: the page had to be read from disk or swap, milliseconds each.
+    pub major: u64,
+}
+
+impl PageFaults {
+    /// `self - earlier`, per kind (saturating).
+    pub fn since(&self, earlier: PageFaults) -> PageFaults {
+        PageFaults {
+            minor: self.minor.saturating_sub(earlier.minor),
+            major: self.major.saturating_sub(earlier.major),
+        }
+    }
+}
+
+/// The reader thread's page faults since it started (new in issue 17).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReaderPageFaults {
+    /// All of them, setup included.
+    pub total: PageFaults,
+    /// Those taken while it made itself realtime and locked or prefaulted
+    /// its memory (on purpose, before the first packet).
+    pub setup: PageFaults,
+}
+
+impl ReaderPageFaults {
+    /// The faults since setup: while serving packets. Any here delayed a packet.
+    pub fn serving(&self) -> PageFaults {
+        self.total.since(self.setup)
+    }
+}
+
 /// Line errors the device reported, counted per packet with data.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LineErrorCounts {
@@ -244,8 +281,12 @@ pub struct Statistics {
     pub stalls: u64,
     /// Bytes discarded as stale before transactions (late replies, noise).
     pub stale_bytes: u64,
-    /// How the reader thread runs: guaranteed realtime or best effort.
+    /// How the reader thread runs: guaranteed realtime or best effort, and
+    /// what memory it locked.
     pub realtime: RealtimeStatus,
+    /// The reader thread's page faults (new in issue 17; `None` where
+    /// `/proc/self/task` cannot be read).
+    pub reader_page_faults: Option<ReaderPageFaults>,
     /// What the port is connected to.
     pub transport: TransportInfo,
     /// Simulated chip only: how late the chip's own events ran (chip
@@ -276,6 +317,14 @@ impl fmt::Display for Statistics {
             self.transport.kind, self.transport.description
         )?;
         writeln!(f, "reader           {}", self.realtime)?;
+        if let Some(faults) = &self.reader_page_faults {
+            let serving = faults.serving();
+            writeln!(
+                f,
+                "reader faults    {} minor, {} major while serving ({} minor, {} major in setup)",
+                serving.minor, serving.major, faults.setup.minor, faults.setup.major
+            )?;
+        }
         writeln!(
             f,
             "transactions     {} ({} missed: {} host, {} simulated-chip stalls, {} machine stalls)",

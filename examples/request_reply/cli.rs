@@ -61,6 +61,10 @@ pub struct Options {
     /// Run without the realtime guarantee where it is not granted (recorded in the output).
     #[arg(long)]
     pub best_effort: bool,
+    /// Lock the whole process (mlockall) instead of only the reader's hot
+    /// path; needs CAP_IPC_LOCK or an unlimited memlock limit.
+    #[arg(long)]
+    pub lock_whole_process: bool,
     /// N CPU-hog threads at normal priority for the whole run (reproduces the incident's load).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub stress: usize,

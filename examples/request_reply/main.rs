@@ -71,8 +71,8 @@ fn main() -> ExitCode {
     // This thread waits for the replies: make it realtime like the reader.
     let reader = target::reader_realtime(&opts);
     let app = RealtimeConfig {
+        // Same memory locking as the reader: its own stack by default.
         priority: opts.reader_priority.saturating_sub(10).max(1),
-        lock_memory: false,
         ..reader
     };
     let app_status = match ftdi_rt::make_current_thread_realtime(&app) {

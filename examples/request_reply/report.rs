@@ -34,6 +34,14 @@ pub fn summary(r: &RunResult, opts: &Options, load: &str) -> String {
         opts.baud
     );
     let _ = writeln!(out, "  reader         {}", s.realtime);
+    if let Some(faults) = s.reader_page_faults {
+        let serving = faults.serving();
+        let _ = writeln!(
+            out,
+            "  reader faults  {} minor, {} major while serving",
+            serving.minor, serving.major
+        );
+    }
     let _ = writeln!(out, "  load           {load}");
     let _ = writeln!(
         out,

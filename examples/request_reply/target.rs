@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use ftdi_rt::pty::PtyDevice;
 use ftdi_rt::sim::{Frobnicator, SimChip, SimConfig};
-use ftdi_rt::{Error, Pinning, Port, PortConfig, RealtimeConfig, RealtimePolicy, Selector};
+use ftdi_rt::{
+    Error, MemoryLocking, Pinning, Port, PortConfig, RealtimeConfig, RealtimePolicy, Selector,
+};
 
 use crate::cli::{Options, Target};
 
@@ -21,6 +23,11 @@ pub fn reader_realtime(opts: &Options) -> RealtimeConfig {
     RealtimeConfig::default()
         .with_priority(opts.reader_priority)
         .with_pinning(opts.reader_cpu.map_or(Pinning::LastCpu, Pinning::Cpu))
+        .with_memory_locking(if opts.lock_whole_process {
+            MemoryLocking::WholeProcess
+        } else {
+            MemoryLocking::HotPath
+        })
         .with_policy(if opts.best_effort {
             RealtimePolicy::BestEffort
         } else {

@@ -253,3 +253,24 @@ impl<F: UsbFunction + Send + 'static> VirtualDevice<F> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vhci_settings_parse_and_label() {
+        assert_eq!("50".parse(), Ok(VhciThreads::Fifo(50)));
+        assert_eq!("fifo50".parse(), Ok(VhciThreads::Fifo(50)));
+        assert_eq!("other".parse(), Ok(VhciThreads::Other));
+        assert!("0".parse::<VhciThreads>().is_err());
+        assert!("fast".parse::<VhciThreads>().is_err());
+        assert_eq!(VhciThreads::DEFAULT.label(), "fifo50");
+        assert_eq!(VhciThreads::Other.to_string(), "other");
+        assert_eq!(rig_options(VhciThreads::Other).kthread_priority, None);
+        assert_eq!(
+            rig_options(VhciThreads::Fifo(50)).kthread_priority,
+            Some(50)
+        );
+    }
+}

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared pieces of the virtual rig's tiers (sourced by hil-tests/vhil/run.sh,
 # the logic tier, and hil-tests/vtime/run.sh, the timing tier): step timing,
 # Debian packages, guest kernels fetched with `apt-get download`, static
@@ -62,6 +63,7 @@ kernel_pkg_of() {
 # fallback), and the named modules (.ko, flat). Sets KPKG, KDIR and KERNEL.
 # Older ABIs of the same META in CACHE are removed. VHIL_BZIMAGE=1 boots the
 # compressed vmlinuz instead.
+# shellcheck disable=SC2034 # KPKG, KDIR and KERNEL are for the caller
 fetch_kernel() {
     local meta=$1 cache=$2
     shift 2
@@ -156,7 +158,8 @@ build_static_guest() {
 
 # static_test_binary TEST : builds the hil-tests integration test TEST
 # statically, as build_static_guest does, and prints the executable's path
-# (from cargo's JSON messages).
+# (from cargo's JSON messages; awk reads them all, so cargo never writes
+# into a closed pipe).
 static_test_binary() {
     local test=$1
     (cd "$ROOT" && RUSTFLAGS="-C target-feature=+crt-static" \
@@ -164,7 +167,8 @@ static_test_binary() {
         --target "$GUEST_TARGET" --target-dir "$(guest_target_dir)" \
         --message-format=json-render-diagnostics) |
         awk -v t="\"name\":\"$test\"" 'index($0, t) && /"executable":"/ {
-            sub(/.*"executable":"/, ""); sub(/".*/, ""); print; exit }'
+            exe = $0; sub(/.*"executable":"/, "", exe); sub(/".*/, "", exe) }
+            END { print exe }'
 }
 
 # new_initramfs RD : an empty initramfs root with busybox.
@@ -193,5 +197,5 @@ pack_initramfs() {
     local rd=$1 out=$2
     (cd "$rd" && find . | LC_ALL=C sort | /bin/busybox cpio -o -H newc 2>/dev/null) |
         gzip -1 >"$out"
-    ls -l "$out" | awk '{ printf "initramfs: %.2f MB\n", $5 / 1048576 }'
+    stat -c %s "$out" | awk '{ printf "initramfs: %.2f MB\n", $1 / 1048576 }'
 }

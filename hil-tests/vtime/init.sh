@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash
 # /init of the timing tier's guest (busybox sh). Loads the USB stack with
 # vhci-hcd, runs /bin/vtime-guest between the results markers (it attaches
 # the simulated chip itself), powers off. If anything here dies, the kernel
@@ -38,6 +39,9 @@ echo "==== VTIME-RESULTS-BEGIN"
 rc=$?
 echo "vtime-init: vtime-guest exit=$rc"
 echo "==== VTIME-RESULTS-END"
+# The kernel log, kept off the console while the cases ran (loglevel=3).
+echo "==== guest dmesg (warnings and worse)"
+dmesg | grep -iE 'warn|err|bug|fail|oops|call trace|vhci|usb' | tail -n 60
 
 sync
 poweroff -f

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use super::chunk::{CHUNK_CAPACITY, Chunk};
 use super::shared::Shared;
 use crate::proto::{LineStatus, ModemStatus};
+use crate::realtime::memory::HotRegions;
 use crate::time::Timestamp;
 
 /// Pushes chunks from the reader thread. Never blocks, never allocates, takes
@@ -57,6 +58,20 @@ impl Sender {
                 false
             }
         }
+    }
+
+    /// Reports the state shared with the receiver (doorbell, loss counters,
+    /// the ring's indices): small, written on every push.
+    pub(crate) fn hot_state(&self, regions: &mut HotRegions) {
+        regions.add("channel state", &*self.shared);
+        regions.add("channel state", self.ring.buffer());
+    }
+
+    /// Writes through every free slot of the ring (rtrb allocates them
+    /// uninitialised, so none may be resident yet) and reports them. Before
+    /// the first push only.
+    pub(crate) fn hot_ring(&mut self, regions: &mut HotRegions) {
+        regions.prefault_ring("channel ring", &mut self.ring, Chunk::default());
     }
 
     /// Free slots (tests use this to push without counting losses).

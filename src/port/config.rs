@@ -41,7 +41,7 @@ pub struct PortConfig {
     /// Largest reply a transaction collects (default 4096 bytes).
     pub reply_capacity: usize,
     /// How the reader thread runs (default SCHED_FIFO 80 on the last CPU,
-    /// memory locked, required).
+    /// its hot path's memory locked, required).
     pub reader: RealtimeConfig,
     /// Timeout of a write (default 1 s).
     pub write_timeout: Duration,

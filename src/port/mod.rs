@@ -236,6 +236,7 @@ impl Port {
             stalls: load(&c.stalls),
             stale_bytes: self.transactions.stale_bytes,
             realtime: self.realtime.clone(),
+            reader_page_faults: self.reader.page_faults(),
             transport: self.link.transport_info(),
             chip_lateness: self
                 .link

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::channel::{CHUNK_CAPACITY, Sender};
 use crate::proto::{self, Packet};
+use crate::realtime::memory::HotRegions;
 use crate::stats::Counters;
 use crate::time::Timestamp;
 use crate::transport::{Completion, Framing};
@@ -48,6 +49,18 @@ impl Pipeline {
             heartbeats: false,
             stalled: false,
         }
+    }
+
+    /// The small state written per packet: counters and the channel's indices.
+    pub(crate) fn hot_state(&self, regions: &mut HotRegions) {
+        regions.add("counters", &*self.counters);
+        self.sender.hot_state(regions);
+    }
+
+    /// The channel ring: prefaulted, then reported (the largest region, so it
+    /// comes last and is the first left unlocked under a small RLIMIT_MEMLOCK).
+    pub(crate) fn hot_ring(&mut self, regions: &mut HotRegions) {
+        self.sender.hot_ring(regions);
     }
 
     /// How long the reader may sleep without traffic: one latency period for

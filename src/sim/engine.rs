@@ -267,6 +267,11 @@ impl ChannelEngine {
             if t > now {
                 break;
             }
+            // The clock follows the events it runs. Only a device model that
+            // sends "in the past" schedules before it: that byte arrives
+            // now, so time never runs back.
+            let t = t.max(self.now);
+            self.now = t;
             self.fire(event, t);
             self.packetize(t);
         }

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::proto::{FlowControl, LineProperties, LineStatus, ModemStatus};
+use crate::realtime::memory::HotRegions;
 use crate::stats::TransportInfo;
 use crate::time::Timestamp;
 
@@ -60,6 +61,13 @@ pub(crate) struct LinkLost(pub(crate) String);
 pub(crate) trait Inbound: Send + 'static {
     /// How completions are framed.
     fn framing(&self) -> Framing;
+
+    /// On the reader thread, before [`start`](Inbound::start): write through
+    /// the fresh buffers this transport owns, so they are resident, and
+    /// report every range the reader touches per completion (its buffers and
+    /// the shared state it writes) so that they can be locked. The struct
+    /// itself lives on the reader's stack, which is locked separately.
+    fn hot_memory(&mut self, regions: &mut HotRegions);
 
     /// On the reader thread, before its loop: put the inbound transfers in flight.
     fn start(&mut self) -> std::result::Result<(), LinkLost>;

@@ -13,6 +13,7 @@ use super::{Completion, Framing, Inbound, LinkLost};
 use crate::doorbell::Doorbell;
 use crate::error::Result;
 use crate::proto::ControlRequest;
+use crate::realtime::memory::HotRegions;
 use crate::sim::{HostIn, HostOut, SimHandle, TransferError};
 use crate::stats::{TransportInfo, TransportKind};
 use crate::time::Timestamp;
@@ -31,6 +32,16 @@ impl Inbound for SimInbound {
         Framing::Ftdi {
             max_packet_size: self.max_packet_size,
         }
+    }
+
+    fn hot_memory(&mut self, regions: &mut HotRegions) {
+        // The reader writes the bus's credits, timestamps and doorbells and
+        // the IN ring's head. The IN ring's slots are written by the chip's
+        // thread; rtrb gives a consumer no address for empty slots, so they
+        // are left to the chip (resident once it has sent through them).
+        regions.add("transport state", &*self.wake);
+        regions.add("transport state", &*self.host.bus);
+        regions.add("transport state", self.host.ring.buffer());
     }
 
     fn start(&mut self) -> std::result::Result<(), LinkLost> {

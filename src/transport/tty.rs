@@ -39,6 +39,7 @@ use crate::doorbell::Doorbell;
 use crate::error::{Error, Result};
 use crate::port::{Port, PortConfig};
 use crate::proto::{LineStatus, ModemStatus};
+use crate::realtime::memory::HotRegions;
 use crate::stats::{TransportInfo, TransportKind};
 use crate::sys;
 use crate::time::Timestamp;
@@ -201,6 +202,13 @@ impl std::fmt::Debug for TtyInbound {
 impl Inbound for TtyInbound {
     fn framing(&self) -> Framing {
         Framing::Raw
+    }
+
+    fn hot_memory(&mut self, regions: &mut HotRegions) {
+        // read(2) writes the buffer: a fresh calloc may not be resident yet.
+        self.buf.fill(0);
+        regions.add("read buffer", &self.buf[..]);
+        regions.add("transport state", &*self.wake);
     }
 
     fn start(&mut self) -> std::result::Result<(), LinkLost> {

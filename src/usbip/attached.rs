@@ -115,13 +115,14 @@ struct Running<F> {
 /// use ftdi_rt::sim::usb::UsbFunction;
 /// use ftdi_rt::usbip::{AttachOptions, AttachedDevice, UsbipError};
 ///
-/// fn plug_in<F: UsbFunction + Send + 'static>(function: F) -> Result<(), UsbipError> {
+/// pub fn plug_in<F: UsbFunction + Send + 'static>(function: F) -> Result<(), UsbipError> {
 ///     let mut dev = AttachedDevice::attach(function, AttachOptions::default())?;
 ///     let bus_id = dev.wait_for_bus_id(Duration::from_secs(5))?;
 ///     println!("on vhci port {:?} as {bus_id}, ttys {:?}", dev.port(), dev.ttys());
 ///     dev.unplug()?; // the kernel sees a disconnect...
 ///     dev.replug() // ...and then a new device
 /// }
+/// # fn main() {}
 /// ```
 pub struct AttachedDevice<F: UsbFunction + Send + 'static> {
     options: AttachOptions,
@@ -173,8 +174,8 @@ impl<F: UsbFunction + Send + 'static> AttachedDevice<F> {
     /// detached it): the kernel sees a new device. Preferably on the same port.
     ///
     /// # Errors
-    /// As [`attach`](Self::attach); attaching a device that is attached is
-    /// [`UsbipError::NotAttached`]'s opposite and returns `Ok` at once.
+    /// As [`attach`](Self::attach). A device that is attached stays as it
+    /// is (`Ok`).
     pub fn replug(&mut self) -> Result<(), UsbipError> {
         self.reap();
         if self.running.is_some() {

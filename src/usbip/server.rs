@@ -13,9 +13,13 @@
 //! Unlinks follow the kernel's usbip-host (`stub_rx.c`, `stub_tx.c`) and
 //! what vhci-hcd expects (`vhci_rx.c`): an unlinked URB that was still
 //! pending gets no `RET_SUBMIT`, only a `RET_UNLINK` with `-ECONNRESET`
-//! carrying the unlink's seqnum (a `RET_SUBMIT` vhci no longer knows would
-//! make it drop the connection); a URB that had already completed has had
-//! its `RET_SUBMIT`, and the unlink is answered with status 0.
+//! carrying the unlink's seqnum (a `RET_SUBMIT` after that, for a URB vhci
+//! no longer knows, would make it drop the connection); a URB that had
+//! already completed has had its `RET_SUBMIT`, and the unlink is answered
+//! with status 0. One addition: an OUT URB the device had partly accepted
+//! when it was cancelled gets its `RET_SUBMIT` (`-ECONNRESET` and the bytes
+//! accepted) before the `RET_UNLINK`, since a `RET_UNLINK` carries no length
+//! and a real host controller reports what went out.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -121,6 +125,8 @@ pub(crate) struct Server<F> {
     pending: HashMap<u32, Pending>,
     lateness: Histogram<u64>,
     last_publish: Timestamp,
+    /// When this server took the function.
+    started: Timestamp,
 }
 
 impl<F: UsbFunction> Server<F> {
@@ -141,6 +147,7 @@ impl<F: UsbFunction> Server<F> {
             pending: HashMap::with_capacity(64),
             lateness: new_latency_histogram(),
             last_publish: Timestamp::now(),
+            started: Timestamp::now(),
         }
     }
 
@@ -157,6 +164,7 @@ impl<F: UsbFunction> Server<F> {
             Ok(()) => self.serve(),
             Err(e) => DetachReason::Failed(format!("socket: {e}")),
         };
+        self.forget_host();
         self.publish(true);
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
         if let Ok(mut ending) = self.shared.ending.lock() {
@@ -204,6 +212,24 @@ impl<F: UsbFunction> Server<F> {
         }
     }
 
+    /// The link is gone, and with it every URB the host had submitted: the
+    /// function must not keep them (after a replug it would send data into
+    /// URBs of a connection that no longer exists). They are unlinked, and
+    /// what they complete with goes nowhere.
+    fn forget_host(&mut self) {
+        let now = Timestamp::now();
+        self.advance(now);
+        let ids: Vec<u32> = self.pending.keys().copied().collect();
+        for id in ids {
+            self.function.unlink(now, id);
+        }
+        while self.function.poll_completion().is_some() {}
+        self.pending.clear();
+        self.input.clear();
+        self.output.clear();
+        self.written = 0;
+    }
+
     /// Runs the queued jobs; `Some` if asked to unplug.
     fn run_jobs(&mut self) -> Option<DetachReason> {
         loop {
@@ -229,8 +255,10 @@ impl<F: UsbFunction> Server<F> {
             && due <= now
         {
             self.function.handle_timeout(now);
+            // Time due before this server started (an event that fell due
+            // while the device was unplugged) is not this server's lateness.
             let late = now
-                .saturating_since(due)
+                .saturating_since(due.max(self.started))
                 .as_nanos()
                 .min(u128::from(u64::MAX)) as u64;
             self.lateness.saturating_record(late.max(1));
@@ -357,7 +385,15 @@ impl<F: UsbFunction> Server<F> {
             );
             return;
         };
-        if let (UrbStatus::Cancelled, Some(unlink)) = (c.status, urb.unlink) {
+        // Cancelled whole: the RET_UNLINK alone gives the URB back. An OUT
+        // the device had partly accepted is answered with a RET_SUBMIT
+        // first, because a RET_UNLINK carries no length and the host must
+        // learn what went out; vhci gives the URB back from the RET_SUBMIT
+        // (with the unlink's status) and then finds the RET_UNLINK's URB
+        // already given back, which it accepts.
+        if let (UrbStatus::Cancelled, Some(unlink)) = (c.status, urb.unlink)
+            && (urb.dir_in || c.actual_length == 0)
+        {
             self.queue(Reply::Unlink(RetUnlink {
                 seqnum: unlink,
                 status: -libc::ECONNRESET,
@@ -389,8 +425,9 @@ impl<F: UsbFunction> Server<F> {
             error_count: 0,
             data,
         }));
-        // Completed while its unlink was being handled: the unlink was too
-        // late, which status 0 tells (after the RET_SUBMIT, as usbip-host does).
+        // Completed while its unlink was being handled (or cancelled after
+        // part of it went out): the unlink was too late to cancel it whole,
+        // which status 0 tells, after the RET_SUBMIT as usbip-host orders them.
         if let Some(unlink) = urb.unlink {
             self.queue(Reply::Unlink(RetUnlink {
                 seqnum: unlink,

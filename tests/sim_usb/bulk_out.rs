@@ -101,6 +101,13 @@ fn a_full_fifo_naks_the_out_urb_until_it_drains() {
         ..ModemLines::default()
     };
     h.set_modem_lines(A, lines);
+    // Ten characters later the FIFO has room for ten bytes, not for a packet.
+    h.run_for(Duration::from_nanos(10 * 86_667));
+    assert_eq!(
+        h.dev.counters(A).unwrap().bytes_from_host,
+        128,
+        "packets go in whole"
+    );
     h.run_for(Duration::from_millis(100));
     let (t, c) = h.take(id).expect("completes once the FIFO drains");
     assert_eq!((c.status, c.actual_length), (UrbStatus::Completed, 200));

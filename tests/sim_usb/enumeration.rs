@@ -218,3 +218,15 @@ fn channels_are_independent_on_the_bus() {
     assert_eq!(counters(Interface::D).bytes_from_host, 0);
     assert_eq!(counters(Interface::C).packets, 0);
 }
+
+#[test]
+fn the_device_can_move_to_the_front_ends_thread() {
+    fn send<T: Send>(_: &T) {}
+    let dev = VirtualFtdi::builder(Chip::Ft4232H)
+        .device(Interface::C, Loopback::with_handshake_jumpers())
+        .build(T0)
+        .unwrap();
+    send(&dev);
+    let h = std::thread::spawn(move || Host::configured(dev).dev.configuration());
+    assert_eq!(h.join().unwrap(), 1);
+}

@@ -366,7 +366,10 @@ impl VirtualFtdi {
     /// that what one event sends lands in the URBs pending at that time.
     fn advance(&mut self, now: Timestamp) {
         let now = now.max(self.now);
-        while let Some(t) = self.poll_timeout().filter(|&t| t <= now) {
+        while let Some(due) = self.poll_timeout().filter(|&t| t <= now) {
+            // An event a device model scheduled in the past runs now (at its
+            // own time inside the engine): the device clock never goes back.
+            let t = due.max(self.now);
             for ch in &mut self.channels {
                 if ch.engine.poll_timeout().is_some_and(|due| due <= t) {
                     ch.engine.handle_timeout(t);

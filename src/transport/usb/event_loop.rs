@@ -16,6 +16,7 @@ use super::device::Claimed;
 use super::mailbox::{Failure, Request, Server};
 use super::transfers::{ERROR_NO_DEVICE, TransferSet, rusb_error_text, status};
 use crate::doorbell::Doorbell;
+use crate::realtime::memory::HotRegions;
 use crate::time::Timestamp;
 use crate::transport::{Completion, Framing, Inbound, LinkLost};
 
@@ -68,6 +69,18 @@ impl UsbInbound {
             pending_out_seq: 0,
             pending_control_seq: 0,
         }
+    }
+
+    /// libusb's pollfds, then the doorbell's (last). Allocates, once.
+    fn collect_fds(&mut self) {
+        if !self.fds.is_empty() {
+            return;
+        }
+        self.fds = self.transfers.pollfds();
+        self.fds.push(crate::sys::pollfd(
+            std::os::fd::AsFd::as_fd(&*self.wake),
+            libc::POLLIN,
+        ));
     }
 
     fn lose(&mut self, why: String) {
@@ -206,12 +219,24 @@ impl Inbound for UsbInbound {
         }
     }
 
+    fn hot_memory(&mut self, regions: &mut HotRegions) {
+        self.transfers.hot_memory(regions);
+        self.mailbox.hot_memory(regions);
+        // The poll set (revents written every wait) and the in-flight order,
+        // filled to capacity once so its whole buffer is written and visible.
+        self.collect_fds();
+        regions.add("transport state", &self.fds[..]);
+        self.order.clear();
+        self.order.extend(0..self.order.capacity());
+        let (a, b) = self.order.as_slices();
+        regions.add("transport state", a);
+        regions.add("transport state", b);
+        self.order.clear();
+        regions.add("transport state", &*self.wake);
+    }
+
     fn start(&mut self) -> Result<(), LinkLost> {
-        self.fds = self.transfers.pollfds();
-        self.fds.push(crate::sys::pollfd(
-            std::os::fd::AsFd::as_fd(&*self.wake),
-            libc::POLLIN,
-        ));
+        self.collect_fds();
         self.mailbox.start();
         for i in 0..self.transfers.in_count() {
             self.submit_in(i);

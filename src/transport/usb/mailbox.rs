@@ -18,6 +18,7 @@ use std::time::Duration;
 use super::transfers::CONTROL_DATA;
 use crate::doorbell::Doorbell;
 use crate::proto::ControlRequest;
+use crate::realtime::memory::HotRegions;
 use crate::time::Timestamp;
 
 /// Commands queued at most (the client sends one at a time; stale ones can linger).
@@ -231,6 +232,21 @@ impl Client {
 }
 
 impl Server {
+    /// Reports what the reader writes here: the reply ring (prefaulted), the
+    /// rings' indices and the shared state. The command and byte slots are
+    /// written by the application first, so they are resident when read.
+    pub(crate) fn hot_memory(&mut self, regions: &mut HotRegions) {
+        regions.add("transport state", &*self.shared);
+        regions.add("transport state", self.commands.buffer());
+        regions.add("transport state", self.bytes.buffer());
+        let empty = Reply {
+            seq: 0,
+            result: Ok(0),
+            data: [0; CONTROL_DATA],
+        };
+        regions.prefault_ring("transport state", &mut self.replies, empty);
+    }
+
     /// The reader took over libusb: calls now come through the mailbox.
     pub(crate) fn start(&self) {
         self.shared.state.store(RUNNING, Ordering::Release);

@@ -21,6 +21,7 @@ use rusb::UsbContext;
 use rusb::ffi::{self, libusb_transfer};
 
 use crate::proto::ControlRequest;
+use crate::realtime::memory::HotRegions;
 use crate::sys::monotonic_ns;
 
 /// libusb's status codes for a finished transfer (libusb.h).
@@ -44,6 +45,12 @@ pub(crate) fn rusb_error_text(code: i32) -> &'static str {
     let name = unsafe { std::ffi::CStr::from_ptr(rusb::ffi::libusb_error_name(code)) };
     name.to_str().unwrap_or("LIBUSB_ERROR_OTHER")
 }
+
+/// Bytes libusb allocates in front of a `libusb_transfer` (`libusb_alloc_transfer`:
+/// backend private data, then `struct usbi_transfer`; about 160 bytes on Linux
+/// in libusb 1.0.27, whose completion handling writes them). A bound with room
+/// for other versions: it only widens the locked page range.
+const LIBUSB_TRANSFER_PREFIX: usize = 512;
 
 /// Bytes of a control setup packet.
 const SETUP: usize = 8;
@@ -187,6 +194,25 @@ impl TransferSet {
             all,
             ins,
         })
+    }
+
+    /// Before any submission: writes through the buffers (a fresh calloc may
+    /// not be resident) and reports what the reader touches per completion:
+    /// the buffers, the slots the callback writes, the transfer table and
+    /// libusb's own transfer records, which it updates on every reap.
+    pub(crate) fn hot_memory(&mut self, regions: &mut HotRegions) {
+        regions.add("transfer state", &self.all[..]);
+        for t in &mut self.all {
+            t.buf.fill(0);
+            regions.add("transfer buffers", &t.buf[..]);
+            regions.add("transfer state", &*t.slot);
+            let raw = t.raw.as_ptr() as usize;
+            regions.add_range(
+                "transfer state",
+                raw.saturating_sub(LIBUSB_TRANSFER_PREFIX),
+                LIBUSB_TRANSFER_PREFIX + std::mem::size_of::<libusb_transfer>(),
+            );
+        }
     }
 
     pub(crate) fn in_count(&self) -> usize {

@@ -23,6 +23,8 @@ use ftdi_rt_hil::vdev::VhciThreads;
 use ftdi_rt_hil::{faithful, timing};
 
 mod probe;
+mod smoke;
+mod suite;
 
 /// The registry, in run order.
 const CASES: &[Case] = &[
@@ -30,6 +32,11 @@ const CASES: &[Case] = &[
         name: "usbip-attach",
         about: "a descriptor-only device attaches through vhci-hcd, enumerates, unplugs, replugs; the host's detach is seen",
         run: probe::usbip_attach,
+    },
+    Case {
+        name: "smoke",
+        about: "FT232R 0403:6001 enumerates, ttyUSB0, frob exchange via tty and usb, ~1000 status packets/s idle, unplug gives Disconnected, replug works",
+        run: smoke::smoke,
     },
     // The timing tier's comparison and the faithful-device cases
     // (ftdi_rt_hil::timing, ftdi_rt_hil::faithful).
@@ -77,6 +84,11 @@ const CASES: &[Case] = &[
         name: "ft4232h-channel-b",
         about: "ftdi-rt claims channel B of an FT4232H while A, C, D stay on ftdi_sio; B's tty returns on release",
         run: faithful::multichannel::ft4232h_channel_b,
+    },
+    Case {
+        name: "real-adapter",
+        about: "the real-adapter suite (tests/real_adapter) against a loopback FT232R with RTS->CTS and DTR->DSR jumpers",
+        run: suite::real_adapter,
     },
 ];
 

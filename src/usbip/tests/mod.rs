@@ -1,5 +1,7 @@
 //! The device server against a fake kernel on the other end of a socket
-//! pair, serving a small fake function: no vhci-hcd needed.
+//! pair, serving a small fake function (or the real FTDI model): no
+//! vhci-hcd needed. `server` tests the protocol's semantics, `handle` the
+//! attach handle on a fake sysfs.
 //!
 //! Ordering, not timing, makes these deterministic: the server answers the
 //! host's messages in the order they arrive, so a request that completes at
@@ -14,33 +16,36 @@ use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::protocol::{CmdSubmit, CmdUnlink, Command, Direction, Reply, RetSubmit, RetUnlink};
+use super::protocol::{CmdSubmit, Command, Direction, Reply, RetSubmit};
 use super::server::{Control, DetachReason, Server, Shared};
 use crate::sim::usb::{Urb, UrbCompletion, UrbStatus, UsbFunction, UsbSpeed};
 use crate::time::Timestamp;
 
-const DEVICE_DESCRIPTOR: [u8; 18] = [
+pub(super) const DEVICE_DESCRIPTOR: [u8; 18] = [
     18, 1, 0x00, 0x02, 0, 0, 0, 8, 0x03, 0x04, 0x01, 0x60, 0x00, 0x06, 1, 2, 3, 1,
 ];
 /// What the fake sends into a pending IN URB when its timer fires.
-const STATUS_PACKET: [u8; 2] = [0x01, 0x60];
+pub(super) const STATUS_PACKET: [u8; 2] = [0x01, 0x60];
 
 /// A loopback device: OUT data on endpoint 2 comes back on IN endpoint 1;
 /// GET_DESCRIPTOR(device) answers, every other control request STALLs; a
-/// timer, when set, sends a status packet into a pending IN URB.
+/// timer, when set, sends a status packet into a pending IN URB. Endpoint 4
+/// is a full FIFO: it accepts the first 3 bytes of an OUT and NAKs the rest.
 #[derive(Debug, Default)]
-struct Fake {
-    pending_in: VecDeque<Urb>,
-    done: VecDeque<UrbCompletion>,
-    fifo: Vec<u8>,
-    timer: Option<Timestamp>,
-    timeouts: u32,
-    received: Vec<u8>,
-    unplugged: bool,
+pub(super) struct Fake {
+    pub(super) pending_in: VecDeque<Urb>,
+    pub(super) done: VecDeque<UrbCompletion>,
+    pub(super) fifo: Vec<u8>,
+    pub(super) timer: Option<Timestamp>,
+    pub(super) timeouts: u32,
+    pub(super) received: Vec<u8>,
+    pub(super) unplugged: bool,
+    /// The OUT URB on endpoint 4, held after 3 bytes.
+    pub(super) stuck_out: Option<Urb>,
 }
 
 impl Fake {
-    fn complete(&mut self, id: u32, status: UrbStatus, data: Vec<u8>, actual: usize) {
+    pub(super) fn complete(&mut self, id: u32, status: UrbStatus, data: Vec<u8>, actual: usize) {
         self.done.push_back(UrbCompletion {
             id,
             status,
@@ -50,7 +55,7 @@ impl Fake {
     }
 
     /// Data waiting goes into pending IN URBs.
-    fn deliver(&mut self) {
+    pub(super) fn deliver(&mut self) {
         while !self.fifo.is_empty() {
             let Some(urb) = self.pending_in.pop_front() else {
                 return;
@@ -61,7 +66,7 @@ impl Fake {
         }
     }
 
-    fn unplug(&mut self) {
+    pub(super) fn unplug(&mut self) {
         self.unplugged = true;
         while let Some(urb) = self.pending_in.pop_front() {
             self.complete(urb.id, UrbStatus::NoDevice, Vec::new(), 0);
@@ -92,6 +97,10 @@ impl UsbFunction for Fake {
                 self.pending_in.push_back(urb);
                 self.deliver();
             }
+            (4, false) => {
+                self.received.extend(urb.data.iter().take(3));
+                self.stuck_out = Some(urb);
+            }
             (_, false) => {
                 let n = urb.data.len();
                 self.received.extend_from_slice(&urb.data);
@@ -103,6 +112,11 @@ impl UsbFunction for Fake {
     }
 
     fn unlink(&mut self, _now: Timestamp, id: u32) -> bool {
+        if self.stuck_out.as_ref().is_some_and(|u| u.id == id) {
+            let accepted = self.stuck_out.take().map_or(0, |u| u.data.len().min(3));
+            self.complete(id, UrbStatus::Cancelled, Vec::new(), accepted);
+            return true;
+        }
         let Some(i) = self.pending_in.iter().position(|u| u.id == id) else {
             return false;
         };
@@ -133,17 +147,23 @@ impl UsbFunction for Fake {
 }
 
 /// The kernel's end of the link, and the server under test.
-struct Rig {
-    kernel: UnixStream,
-    control: Sender<Control<Fake>>,
-    shared: Arc<Shared>,
-    server: JoinHandle<(Fake, DetachReason)>,
-    in_urbs: HashMap<u32, bool>,
-    input: Vec<u8>,
+pub(super) struct Rig<F = Fake> {
+    pub(super) kernel: UnixStream,
+    pub(super) control: Sender<Control<F>>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) server: JoinHandle<(F, DetachReason)>,
+    pub(super) in_urbs: HashMap<u32, bool>,
+    pub(super) input: Vec<u8>,
 }
 
-impl Rig {
-    fn start() -> Rig {
+impl Rig<Fake> {
+    pub(super) fn start() -> Rig {
+        Rig::start_with(Fake::default())
+    }
+}
+
+impl<F: UsbFunction + Send + 'static> Rig<F> {
+    pub(super) fn start_with(fake: F) -> Rig<F> {
         let (kernel, device) = UnixStream::pair().unwrap();
         kernel
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -151,9 +171,8 @@ impl Rig {
         let shared = Arc::new(Shared::new().unwrap());
         let (control, requests) = mpsc::channel();
         let server_shared = shared.clone();
-        let server = std::thread::spawn(move || {
-            Server::new(Fake::default(), device, requests, server_shared).run()
-        });
+        let server =
+            std::thread::spawn(move || Server::new(fake, device, requests, server_shared).run());
         Rig {
             kernel,
             control,
@@ -164,7 +183,7 @@ impl Rig {
         }
     }
 
-    fn send(&mut self, cmd: Command) {
+    pub(super) fn send(&mut self, cmd: Command) {
         if let Command::Submit(s) = &cmd {
             self.in_urbs.insert(s.seqnum, s.direction == Direction::In);
         }
@@ -195,7 +214,7 @@ impl Rig {
         }));
     }
 
-    fn control_in(&mut self, seqnum: u32, setup: [u8; 8]) {
+    pub(super) fn control_in(&mut self, seqnum: u32, setup: [u8; 8]) {
         self.send(Command::Submit(CmdSubmit {
             seqnum,
             devid: 1,
@@ -211,7 +230,7 @@ impl Rig {
     }
 
     /// A request the fake refuses at once: its STALL is a barrier.
-    fn barrier(&mut self, seqnum: u32) {
+    pub(super) fn barrier(&mut self, seqnum: u32) {
         self.control_in(seqnum, [0xC0, 0x90, 0, 0, 0, 0, 2, 0]);
         assert_eq!(
             self.recv(),
@@ -221,7 +240,7 @@ impl Rig {
     }
 
     /// The next reply (10 s at most: a hang fails instead of blocking).
-    fn recv(&mut self) -> Reply {
+    pub(super) fn recv(&mut self) -> Reply {
         loop {
             let in_urbs = &self.in_urbs;
             if let Some((reply, n)) =
@@ -242,7 +261,7 @@ impl Rig {
     }
 
     /// The server closed its end: the kernel reads end of file.
-    fn expect_eof(&mut self) {
+    pub(super) fn expect_eof(&mut self) {
         let mut buf = [0u8; 64];
         assert_eq!(
             self.kernel.read(&mut buf).unwrap(),
@@ -251,13 +270,13 @@ impl Rig {
         );
     }
 
-    fn with_fake<R: Send + 'static>(
+    pub(super) fn with_fake<R: Send + 'static>(
         &self,
-        job: impl FnOnce(&mut Fake, Timestamp) -> R + Send + 'static,
+        job: impl FnOnce(&mut F, Timestamp) -> R + Send + 'static,
     ) -> R {
         let (tx, rx) = mpsc::channel();
         self.control
-            .send(Control::Run(Box::new(move |f: &mut Fake, now| {
+            .send(Control::Run(Box::new(move |f: &mut F, now| {
                 let _ = tx.send(job(f, now));
             })))
             .unwrap();
@@ -265,7 +284,7 @@ impl Rig {
         rx.recv_timeout(Duration::from_secs(10)).unwrap()
     }
 
-    fn finish(self) -> (Fake, DetachReason) {
+    pub(super) fn finish(self) -> (F, DetachReason) {
         drop(self.kernel);
         let out = self.server.join().unwrap();
         assert_eq!(self.shared.ending.lock().unwrap().as_ref(), Some(&out.1));
@@ -273,7 +292,7 @@ impl Rig {
     }
 }
 
-fn ret(seqnum: u32, status: i32, actual: u32, data: &[u8]) -> Reply {
+pub(super) fn ret(seqnum: u32, status: i32, actual: u32, data: &[u8]) -> Reply {
     Reply::Submit(RetSubmit {
         seqnum,
         status,
@@ -283,168 +302,9 @@ fn ret(seqnum: u32, status: i32, actual: u32, data: &[u8]) -> Reply {
     })
 }
 
-fn stall(seqnum: u32) -> Reply {
+pub(super) fn stall(seqnum: u32) -> Reply {
     ret(seqnum, -libc::EPIPE, 0, &[])
 }
 
-#[test]
-fn control_requests_complete_with_data_or_stall() {
-    let mut rig = Rig::start();
-    rig.control_in(1, [0x80, 6, 0x00, 0x01, 0, 0, 64, 0]);
-    assert_eq!(rig.recv(), ret(1, 0, 18, &DEVICE_DESCRIPTOR));
-    rig.control_in(2, [0x80, 6, 0x00, 0x01, 0, 0, 8, 0]);
-    assert_eq!(rig.recv(), ret(2, 0, 8, &DEVICE_DESCRIPTOR[..8]));
-    rig.barrier(3);
-    assert_eq!(rig.finish().1, DetachReason::HostDetached);
-}
-
-#[test]
-fn an_in_urb_stays_pending_until_the_device_has_data() {
-    let mut rig = Rig::start();
-    rig.submit(10, 1, Direction::In, 64, &[]);
-    rig.barrier(11); // nothing came for URB 10 before it
-    rig.with_fake(|f, _| {
-        f.fifo.extend_from_slice(b"late");
-        f.deliver();
-    });
-    assert_eq!(rig.recv(), ret(10, 0, 4, b"late"));
-    assert_eq!(rig.finish().1, DetachReason::HostDetached);
-}
-
-#[test]
-fn out_data_reaches_the_device_and_loops_back() {
-    let mut rig = Rig::start();
-    rig.submit(1, 1, Direction::In, 64, &[]);
-    rig.submit(2, 2, Direction::Out, 5, b"hello");
-    assert_eq!(rig.recv(), ret(2, 0, 5, &[]), "OUT carries no data back");
-    assert_eq!(rig.recv(), ret(1, 0, 5, b"hello"));
-    let (fake, _) = rig.finish();
-    assert_eq!(fake.received, b"hello");
-}
-
-#[test]
-fn unlinking_a_pending_urb_cancels_it_without_a_ret_submit() {
-    let mut rig = Rig::start();
-    rig.submit(20, 1, Direction::In, 64, &[]);
-    rig.send(Command::Unlink(CmdUnlink {
-        seqnum: 21,
-        devid: 1,
-        victim: 20,
-    }));
-    assert_eq!(
-        rig.recv(),
-        Reply::Unlink(RetUnlink {
-            seqnum: 21,
-            status: -libc::ECONNRESET
-        })
-    );
-    // Data now has no URB to go to: nothing may arrive for URB 20.
-    rig.with_fake(|f, _| f.fifo.extend_from_slice(b"kept"));
-    rig.barrier(22);
-    rig.submit(23, 1, Direction::In, 64, &[]);
-    rig.with_fake(|f, _| f.deliver());
-    assert_eq!(
-        rig.recv(),
-        ret(23, 0, 4, b"kept"),
-        "the data waits for the next URB"
-    );
-    rig.finish();
-}
-
-#[test]
-fn unlinking_a_completed_urb_answers_status_zero_after_its_completion() {
-    let mut rig = Rig::start();
-    rig.submit(30, 1, Direction::In, 64, &[]);
-    rig.submit(31, 2, Direction::Out, 3, b"abc");
-    assert_eq!(rig.recv(), ret(31, 0, 3, &[]));
-    assert_eq!(rig.recv(), ret(30, 0, 3, b"abc"));
-    rig.send(Command::Unlink(CmdUnlink {
-        seqnum: 32,
-        devid: 1,
-        victim: 30,
-    }));
-    assert_eq!(
-        rig.recv(),
-        Reply::Unlink(RetUnlink {
-            seqnum: 32,
-            status: 0
-        })
-    );
-    rig.finish();
-}
-
-#[test]
-fn a_due_timeout_runs_and_its_lateness_is_measured() {
-    let mut rig = Rig::start();
-    rig.submit(40, 1, Direction::In, 64, &[]);
-    rig.barrier(41);
-    rig.with_fake(|f, now| f.timer = Some(now + Duration::from_millis(2)));
-    assert_eq!(rig.recv(), ret(40, 0, 2, &STATUS_PACKET));
-    let shared = rig.shared.clone();
-    let (fake, _) = rig.finish();
-    assert_eq!(fake.timeouts, 1);
-    assert_eq!(
-        shared.lateness.lock().unwrap().len(),
-        1,
-        "one timeout handled, one lateness sample"
-    );
-}
-
-#[test]
-fn a_message_written_a_byte_at_a_time_is_served_whole() {
-    let mut rig = Rig::start();
-    let mut wire = Vec::new();
-    Command::Submit(CmdSubmit {
-        seqnum: 50,
-        devid: 1,
-        direction: Direction::Out,
-        endpoint: 2,
-        transfer_flags: 0,
-        transfer_buffer_length: 7,
-        start_frame: 0,
-        interval: 0,
-        setup: [0; 8],
-        data: b"piece by".to_vec()[..7].to_vec(),
-    })
-    .encode(&mut wire);
-    for b in &wire {
-        rig.kernel.write_all(std::slice::from_ref(b)).unwrap();
-    }
-    assert_eq!(rig.recv(), ret(50, 0, 7, &[]));
-    let (fake, _) = rig.finish();
-    assert_eq!(fake.received, b"piece b");
-}
-
-#[test]
-fn an_unplugged_function_delivers_what_it_queued_then_the_link_closes() {
-    let mut rig = Rig::start();
-    rig.submit(60, 1, Direction::In, 64, &[]);
-    rig.barrier(61);
-    rig.with_fake(|f, _| f.unplug());
-    assert_eq!(rig.recv(), ret(60, -libc::ENODEV, 0, &[]));
-    rig.expect_eof();
-    let (fake, reason) = rig.finish();
-    assert!(fake.unplugged);
-    assert_eq!(reason, DetachReason::FunctionUnplugged);
-}
-
-#[test]
-fn unplug_from_the_handle_closes_the_link() {
-    let mut rig = Rig::start();
-    rig.barrier(1);
-    rig.control.send(Control::Unplug).unwrap();
-    rig.shared.bell.ring_always();
-    rig.expect_eof();
-    assert_eq!(rig.finish().1, DetachReason::Unplugged);
-}
-
-#[test]
-fn garbage_from_the_host_stops_the_server_without_a_panic() {
-    let mut rig = Rig::start();
-    rig.kernel.write_all(&[0xAB; 48]).unwrap();
-    rig.expect_eof();
-    match rig.finish().1 {
-        DetachReason::Failed(why) => assert!(why.contains("not USB/IP"), "{why}"),
-        other => panic!("expected a failure, got {other:?}"),
-    }
-}
+mod handle;
+mod server;

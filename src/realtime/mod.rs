@@ -1,4 +1,5 @@
-//! Putting a thread under `SCHED_FIFO`, pinned to one CPU, with memory locked.
+//! Putting a thread under `SCHED_FIFO`, pinned to one CPU, with what it
+//! touches kept resident.
 //!
 //! The reader thread calls [`make_current_thread_realtime`] before it touches
 //! the device; applications may call it on their own receiving thread too
@@ -6,7 +7,15 @@
 //! is an error that says how to grant it; [`RealtimePolicy::BestEffort`] takes
 //! what it can get and records the shortfall in [`RealtimeStatus`], which the
 //! statistics carry, so a best-effort run is never mistaken for a guaranteed one.
+//!
+//! Memory ([`memory`]): by default a thread locks only its own hot path
+//! ([`MemoryLocking::HotPath`]), so the one grant the default needs is
+//! `SCHED_FIFO` (CAP_SYS_NICE or an rtprio limit); `mlockall` is the explicit
+//! [`MemoryLocking::WholeProcess`].
 
+pub(crate) mod memory;
+
+use std::cell::RefCell;
 use std::fmt;
 
 use thread_priority::{
@@ -14,6 +23,8 @@ use thread_priority::{
     set_thread_priority_and_policy, thread_native_id,
 };
 
+pub use self::memory::{HotRegion, MemoryLocking, MemoryStatus};
+use self::memory::{HotRegions, MemoryLease, lock_regions};
 use crate::sys;
 
 /// What to do when part of the realtime setup is refused.
@@ -47,8 +58,8 @@ pub enum Pinning {
 
 /// How a realtime thread is set up.
 ///
-/// Defaults: `SCHED_FIFO` priority 80, pinned to the last CPU, memory locked,
-/// every part required.
+/// Defaults: `SCHED_FIFO` priority 80, pinned to the last CPU, the hot path's
+/// memory locked ([`MemoryLocking::HotPath`]), every part required.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use]
 pub struct RealtimeConfig {
@@ -56,8 +67,9 @@ pub struct RealtimeConfig {
     pub priority: u8,
     /// CPU pinning.
     pub pinning: Pinning,
-    /// Lock all current and future memory of the process (`mlockall`).
-    pub lock_memory: bool,
+    /// How memory is kept resident (default: lock the hot path only; the
+    /// whole process is [`MemoryLocking::WholeProcess`]).
+    pub memory_locking: MemoryLocking,
     /// Required or best effort.
     pub policy: RealtimePolicy,
 }
@@ -67,7 +79,7 @@ impl Default for RealtimeConfig {
         RealtimeConfig {
             priority: 80,
             pinning: Pinning::LastCpu,
-            lock_memory: true,
+            memory_locking: MemoryLocking::HotPath,
             policy: RealtimePolicy::Required,
         }
     }
@@ -84,9 +96,21 @@ impl RealtimeConfig {
         self.pinning = pinning;
         self
     }
-    /// Sets whether memory is locked.
+    /// Sets how memory is kept resident.
+    pub const fn with_memory_locking(mut self, locking: MemoryLocking) -> Self {
+        self.memory_locking = locking;
+        self
+    }
+    /// Shorthand kept from before issue 17: `true` is the default
+    /// [`MemoryLocking::HotPath`], `false` is [`MemoryLocking::Off`]. It no
+    /// longer means `mlockall`; for that, use
+    /// `with_memory_locking(MemoryLocking::WholeProcess)`.
     pub const fn with_lock_memory(mut self, lock: bool) -> Self {
-        self.lock_memory = lock;
+        self.memory_locking = if lock {
+            MemoryLocking::HotPath
+        } else {
+            MemoryLocking::Off
+        };
         self
     }
     /// Sets the policy for refusals.
@@ -105,8 +129,8 @@ pub struct RealtimeStatus {
     pub fifo_priority: Option<u8>,
     /// The CPU the thread is pinned to (checked after pinning), if any.
     pub cpu: Option<usize>,
-    /// Whether `mlockall` succeeded.
-    pub memory_locked: bool,
+    /// What was kept resident and how (bytes locked, by kind).
+    pub memory: MemoryStatus,
     /// What best-effort mode could not obtain, in words (empty when guaranteed).
     pub shortfalls: Vec<String>,
 }
@@ -121,9 +145,7 @@ impl fmt::Display for RealtimeStatus {
             Some(cpu) => write!(f, ", CPU {cpu}")?,
             None => write!(f, ", unpinned")?,
         }
-        if self.memory_locked {
-            write!(f, ", memory locked")?;
-        }
+        write!(f, ", {}", self.memory)?;
         if self.guaranteed {
             write!(f, " (guaranteed)")
         } else {
@@ -139,12 +161,14 @@ pub enum RealtimeError {
     /// `sched_setscheduler(SCHED_FIFO)` failed.
     #[error(
         "SCHED_FIFO priority {priority} was refused ({reason}; RLIMIT_RTPRIO is {rtprio_limit}). \
-         Grant it in one of these ways: run as root; give the binary the capability with \
-         `sudo setcap cap_sys_nice,cap_ipc_lock+ep <binary>`; or allow your user realtime \
+         This is the one grant the default needs (the reader locks only its own hot path, \
+         within RLIMIT_MEMLOCK). Grant it in one of these ways: give the binary the \
+         capability with `sudo setcap cap_sys_nice+ep <binary>`; or allow your user realtime \
          priority with a line `<user> - rtprio 99` in /etc/security/limits.d/99-realtime.conf \
-         (log in again afterwards; in a container add --cap-add SYS_NICE). \
-         Or opt in to best-effort mode (RealtimePolicy::BestEffort, `--best-effort` in the \
-         examples), which the statistics record"
+         (log in again afterwards; LimitRTPRIO=99 for a systemd service; --cap-add SYS_NICE \
+         in a container); or run as root. Or opt in to best-effort mode \
+         (RealtimePolicy::BestEffort, `--best-effort` in the examples), which the statistics \
+         record"
     )]
     SchedFifoDenied {
         /// The priority asked for.
@@ -167,13 +191,15 @@ pub enum RealtimeError {
         /// The CPUs the process may use.
         allowed: Vec<usize>,
     },
-    /// `mlockall` was refused or would exhaust RLIMIT_MEMLOCK.
+    /// `mlockall` ([`MemoryLocking::WholeProcess`]) was refused or would
+    /// exhaust RLIMIT_MEMLOCK.
     #[error(
-        "locking memory (mlockall) was refused: {reason}. Grant it with \
-         `sudo setcap cap_sys_nice,cap_ipc_lock+ep <binary>`, or a line \
-         `<user> - memlock unlimited` in /etc/security/limits.d/99-realtime.conf (log in again), \
-         or run as root; or turn it off with RealtimeConfig::with_lock_memory(false) \
-         (page faults may then delay the reader)"
+        "locking the whole process (mlockall, MemoryLocking::WholeProcess) was refused: \
+         {reason}. Grant it with `sudo setcap cap_sys_nice,cap_ipc_lock+ep <binary>`, or a line \
+         `<user> - memlock unlimited` in /etc/security/limits.d/99-realtime.conf (log in \
+         again; LimitMEMLOCK=infinity for a service), or run as root; or use the default \
+         MemoryLocking::HotPath, which locks only the reader's own memory and needs no grant \
+         beyond SCHED_FIFO"
     )]
     MemoryLockDenied {
         /// What went wrong.
@@ -184,9 +210,38 @@ pub enum RealtimeError {
     InvalidPriority(u8),
 }
 
-/// Makes the calling thread realtime as `config` asks: memory locked, then
-/// `SCHED_FIFO`, then pinned, then its stack prefaulted and its timer slack
-/// set to 1 ns.
+/// Stack below the current frame that [`MemoryLocking::HotPath`] locks: the
+/// reader's deepest per-packet call chain (libusb's event handling included)
+/// uses a few KiB; the rest is margin. [`sys::prefault_stack`] touches more.
+pub(crate) const STACK_LOCK_BYTES: usize = 32 * 1024;
+
+/// At most this much of the stack above the current frame is locked (the
+/// callers' frames, the TLS and the thread descriptor glibc keeps at the top
+/// of a thread's stack; a main thread's arguments and environment).
+const STACK_ABOVE_LOCK_MAX: usize = 64 * 1024;
+
+thread_local! {
+    /// The calling thread's locked stack pages, released when it exits.
+    static STACK_LEASE: RefCell<Option<MemoryLease>> = const { RefCell::new(None) };
+}
+
+/// The part of the calling thread's stack its hot path uses.
+fn stack_region() -> HotRegions {
+    let mut regions = HotRegions::default();
+    let marker = 0u8;
+    let sp = std::hint::black_box(&marker) as *const u8 as usize;
+    if let Ok((low, high)) = sys::current_stack() {
+        let start = sp.saturating_sub(STACK_LOCK_BYTES).max(low);
+        let end = high.min(sp.saturating_add(STACK_ABOVE_LOCK_MAX));
+        regions.add_range("stack", start, end.saturating_sub(start));
+    }
+    regions
+}
+
+/// Makes the calling thread realtime as `config` asks: the whole process
+/// locked if asked, then `SCHED_FIFO`, then pinned, then its stack
+/// prefaulted (and, by default, the top of it locked) and its timer slack
+/// set to 1 ns. [`RealtimeStatus::memory`] says what was locked.
 ///
 /// # Errors
 /// With [`RealtimePolicy::Required`], the first refused part as a
@@ -211,6 +266,8 @@ pub fn make_current_thread_realtime(
             ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
         );
         let _ = sys::unpin();
+        STACK_LEASE.with(|l| *l.borrow_mut() = None);
+        status.memory.locking = MemoryLocking::Off;
         status
             .shortfalls
             .push("realtime disabled by configuration (SCHED_OTHER)".into());
@@ -225,10 +282,15 @@ pub fn make_current_thread_realtime(
         }
     };
 
-    if config.lock_memory {
+    let mut locking = config.memory_locking;
+    if locking == MemoryLocking::WholeProcess {
         match lock_memory() {
-            Ok(()) => status.memory_locked = true,
-            Err(e) => note(&mut status, e)?,
+            Ok(()) => memory::note_whole_process_locked(),
+            Err(e) => {
+                note(&mut status, e)?;
+                // Best effort: the hot path at least.
+                locking = MemoryLocking::HotPath;
+            }
         }
     }
     match set_fifo(config.priority) {
@@ -240,11 +302,24 @@ pub fn make_current_thread_realtime(
         Err(e) => note(&mut status, e)?,
     }
     sys::prefault_stack();
+    let (lease, memory) = lock_regions(locking, &stack_region());
+    // Replacing an earlier lease releases it after the new one holds the pages.
+    STACK_LEASE.with(|l| *l.borrow_mut() = Some(lease));
+    status.memory = memory;
     // A SCHED_FIFO thread already gets zero slack; this also tightens a
     // best-effort thread's sleeps.
     let _ = sys::set_timer_slack_ns(1);
     status.guaranteed = status.shortfalls.is_empty();
     Ok(status)
+}
+
+/// The memory locking a reader uses for its buffers under `config`.
+pub(crate) fn effective_locking(config: &RealtimeConfig, status: &RealtimeStatus) -> MemoryLocking {
+    if config.policy == RealtimePolicy::Disabled {
+        MemoryLocking::Off
+    } else {
+        status.memory.locking
+    }
 }
 
 fn lock_memory() -> Result<(), RealtimeError> {
@@ -436,8 +511,47 @@ mod tests {
             rtprio_limit: 0,
         };
         let msg = e.to_string();
-        for needle in ["setcap cap_sys_nice", "rtprio", "root", "best-effort"] {
+        for needle in ["setcap cap_sys_nice+ep", "rtprio", "root", "best-effort"] {
             assert!(msg.contains(needle), "{needle} missing from: {msg}");
         }
+        // The default needs SCHED_FIFO alone: no memory grant is suggested.
+        assert!(!msg.contains("ipc_lock"), "{msg}");
+        assert!(!msg.contains("memlock"), "{msg}");
+        let msg = RealtimeError::MemoryLockDenied {
+            reason: "EPERM".into(),
+        }
+        .to_string();
+        for needle in ["mlockall", "cap_ipc_lock", "memlock unlimited", "HotPath"] {
+            assert!(msg.contains(needle), "{needle} missing from: {msg}");
+        }
+    }
+
+    #[test]
+    fn the_default_locks_the_top_of_the_stack_and_says_so() {
+        let cfg = RealtimeConfig::default()
+            .with_policy(RealtimePolicy::BestEffort)
+            .with_pinning(Pinning::Unpinned);
+        let status = std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(move || make_current_thread_realtime(&cfg))
+            .unwrap()
+            .join()
+            .unwrap()
+            .unwrap();
+        let m = &status.memory;
+        assert_eq!(m.locking, MemoryLocking::HotPath);
+        let stack = m.regions.iter().find(|r| r.what == "stack").unwrap();
+        assert!(stack.bytes >= STACK_LOCK_BYTES, "{m:?}");
+        assert!(
+            stack.bytes <= STACK_LOCK_BYTES + STACK_ABOVE_LOCK_MAX + 4096,
+            "{m:?}"
+        );
+        // Well inside the smallest default RLIMIT_MEMLOCK (64 KiB) or refused
+        // for a reason the status gives.
+        assert!(
+            m.locked_bytes == m.hot_path_bytes || m.not_locked.is_some(),
+            "{m:?}"
+        );
+        assert!(status.to_string().contains("hot path"), "{status}");
     }
 }
