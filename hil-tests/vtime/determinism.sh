@@ -4,17 +4,21 @@
 # the row's transactions (the percentiles are printed beside them).
 #
 # Usage: bash hil-tests/vtime/determinism.sh [--kernel stock|rt] [-- <vtime-guest args>]
-#   default scenario: the timing case under rt-burst, vhci at FIFO 50 and at
-#   SCHED_OTHER, every contender, 2000 transactions a row:
-#     --only timing --set timing.loads=rt-burst --set timing.other_loads=rt-burst
-#   (pass other vtime-guest arguments after -- to check another scenario)
+#   default scenario: the timing case's matrix with vhci at FIFO 50 (every
+#   load, every contender, 2000 transactions a row: the rows CI judges):
+#     --only timing --set timing.other_loads=
+#   (pass other vtime-guest arguments after -- to check another scenario).
+#   The rows with vhci left at SCHED_OTHER are not deterministic to 1 %:
+#   measured, the kernel path's misses under rt-burst came out 98 and 215 in
+#   two boots (its usb row 144 and 146): with the interrupt thread competing
+#   under CFS, tiny differences between boots grow.
 # Exit status: 0 when every row agrees, 1 when one does not, 2 when a boot
 # produced no rows or the two boots produced different rows.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KERNEL=stock
-ARGS=(--only timing --set timing.loads=rt-burst --set timing.other_loads=rt-burst)
+ARGS=(--only timing --set timing.other_loads=)
 while [ $# -gt 0 ]; do
     case "$1" in
         --kernel) KERNEL=${2:?--kernel needs stock or rt}; shift ;;
