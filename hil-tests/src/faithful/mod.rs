@@ -6,7 +6,8 @@
 //! * [`heartbeat`]: status-only packets at 1 and 16 ms, and what the
 //!   latency timer does to a round trip;
 //! * [`flush`]: the event character flushes a short packet early;
-//! * [`pacing`]: throughput at 115200 Bd and 3 MBd is the wire's;
+//! * [`pacing`]: bytes move at the wire's rate both ways at 115200 Bd (3 MBd
+//!   measured and reported: the rig cannot carry it);
 //! * [`errors`]: injected line errors arrive with their bytes; an
 //!   application that stops reading loses bytes only where it is told;
 //! * [`unplug`]: a vhci detach mid-stream is `Disconnected` within 100 ms,
