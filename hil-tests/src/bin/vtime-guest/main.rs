@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use ftdi_rt_hil::guest::{Case, Ctx, Selection, emit, run_cases};
 use ftdi_rt_hil::vdev::VhciThreads;
+use ftdi_rt_hil::{faithful, timing};
 
 mod probe;
 mod smoke;
@@ -36,6 +37,53 @@ const CASES: &[Case] = &[
         name: "smoke",
         about: "FT232R 0403:6001 enumerates, ttyUSB0, frob exchange via tty and usb, ~1000 status packets/s idle, unplug gives Disconnected, replug works",
         run: smoke::smoke,
+    },
+    // The timing tier's comparison and the faithful-device cases
+    // (ftdi_rt_hil::timing, ftdi_rt_hil::faithful).
+    Case {
+        name: "timing",
+        about: "usb, tty and libftdi under idle, hogs, rt-burst and kwork on a frobnicator FT232R: one timing row each",
+        run: timing::case::timing,
+    },
+    Case {
+        name: "status-heartbeat",
+        about: "~1000 status-only packets per idle second at latency 1 ms, ~62 at 16 ms, through ftdi-rt's reader",
+        run: faithful::heartbeat::status_heartbeat,
+    },
+    Case {
+        name: "latency-timer-rtt",
+        about: "a one-byte echo's median round trip at latency 16 ms is several times that at 1 ms",
+        run: faithful::heartbeat::latency_timer_rtt,
+    },
+    Case {
+        name: "event-char",
+        about: "at latency 16 ms a reply ending in the event character comes back at once, others wait for the timer",
+        run: faithful::flush::event_char,
+    },
+    Case {
+        name: "baud-pacing",
+        about: "an FT232R moves bytes at the wire's rate within 2 % both ways at 115200 Bd (3 MBd reported)",
+        run: faithful::pacing::baud_pacing,
+    },
+    Case {
+        name: "line-errors",
+        about: "OE, PE, FE, BI injected in the chip arrive flagged with their byte and are counted",
+        run: faithful::errors::line_errors,
+    },
+    Case {
+        name: "app-stops-reading",
+        about: "an application that stops reading loses bytes only where Overflow says, and they are counted",
+        run: faithful::errors::app_stops_reading,
+    },
+    Case {
+        name: "vhci-unplug",
+        about: "a vhci detach mid-stream: Disconnected within 100 ms, writes fail, no hang; replug works",
+        run: faithful::unplug::vhci_unplug,
+    },
+    Case {
+        name: "ft4232h-channel-b",
+        about: "ftdi-rt claims channel B of an FT4232H while A, C, D stay on ftdi_sio; B's tty returns on release",
+        run: faithful::multichannel::ft4232h_channel_b,
     },
     Case {
         name: "real-adapter",
