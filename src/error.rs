@@ -151,6 +151,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// A USB transfer of a port failed in a way that is neither a timeout,
+    /// an unplug nor a refused control request (those have their own
+    /// variants): a protocol error on the bus, a babbling device, a halted
+    /// bulk-OUT endpoint, or a libusb code.
+    #[error("USB {operation} failed: {source}")]
+    Transfer {
+        /// What was being done ("write", "control request").
+        operation: &'static str,
+        /// How the transfer failed.
+        #[source]
+        source: crate::transport::TransferError,
+    },
+
     /// The path exists but is not a terminal device.
     #[error("{} is not a tty (a serial device such as /dev/ttyUSB0 or a pty is needed)", .path.display())]
     NotATty {

@@ -68,6 +68,9 @@ pub mod bench_support;
 mod channel;
 mod doorbell;
 mod error;
+#[cfg(feature = "__fuzz")]
+#[doc(hidden)]
+pub mod fuzz_support;
 mod load;
 mod noise;
 mod port;
@@ -102,6 +105,7 @@ pub use stats::{
 };
 pub use time::Timestamp;
 pub use transaction::{ReplyEnd, Transaction};
+pub use transport::TransferError;
 pub use transport::usb::{DeviceInfo, FTDI_VID, Selector, UsbId, list};
 
 /// The histogram type used in [`Statistics`].

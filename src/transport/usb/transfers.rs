@@ -1,50 +1,53 @@
-//! libusb asynchronous transfers through `rusb::ffi`: with `sys.rs`, the only
+//! libusb asynchronous transfers through `rusb::ffi`: with `sys`, the only
 //! unsafe code in the crate.
 //!
 //! rusb wraps only libusb's synchronous API; keeping several bulk-IN
 //! transfers in flight needs the asynchronous one. A [`TransferSet`] owns a
-//! fixed set of transfers and their buffers, allocated once at open: `N`
-//! single-packet bulk-IN transfers, one bulk-OUT and one control transfer.
-//! Their completion callback runs inside `libusb_handle_events*` on the
-//! reader thread and only records status, length and a timestamp in the
-//! transfer's [`Slot`]; everything else happens in safe code afterwards.
+//! fixed set of transfers, allocated once at open: `N` single-packet bulk-IN
+//! transfers, one bulk-OUT and one control transfer. Their completion
+//! callback runs inside `libusb_handle_events*` and only records that the
+//! transfer finished and when; everything else happens in safe code.
 //!
-//! libusb's rule: a transfer must not be freed (nor its buffer) while it is
-//! pending. [`TransferSet::cancel_all`] plus reaping until
-//! [`TransferSet::any_pending`] is false does that; if a transfer never comes
-//! back, `Drop` leaks it rather than free memory the kernel may still write.
+//! # Why this is sound
+//! The whole argument lives in this file:
+//!
+//! 1. **Nothing reaches memory libusb may write.** A transfer is [`Idle`]
+//!    (ours) or [`Pending`] (libusb's, from a successful submit until its
+//!    callback has run). Its buffer is a raw allocation, not a `Box`, and only
+//!    an `Idle` lends it out, so no Rust reference to it exists while the
+//!    kernel may write it. Only an `Idle` frees its memory (on drop); a
+//!    `Pending` that is dropped leaks it.
+//! 2. **What the transfers point to outlives them.** Each filled transfer
+//!    points to the device handle, which owns the libusb context. The set
+//!    owns an `Arc` of the claimed device ([`Claimed`]), frees its transfers
+//!    in `Drop::drop` (before any field, that `Arc` included, is released),
+//!    and if a transfer never comes back it leaks the transfer *and* a count
+//!    of that `Arc`, so the handle is never closed under a pending transfer.
+//!    No field order is involved.
+//! 3. **The callback's writes race with nothing.** libusb runs callbacks only
+//!    inside `libusb_handle_events*`, on the thread that calls it. The set is
+//!    the only caller for its context ([`TransferSet::handle_events`], which
+//!    takes `&mut self`), and [`Claimed`] offers no libusb call that handles
+//!    events (no synchronous transfers): so a callback runs on the thread
+//!    that holds the set mutably, while nothing else borrows it. The records
+//!    the callback writes are `Cell`s, which keeps the set `!Sync`.
 
 use std::cell::Cell;
+use std::io;
+use std::os::fd::AsFd;
 use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::Duration;
 
-use rusb::UsbContext;
 use rusb::ffi::{self, libusb_transfer};
 
+use super::device::Claimed;
+use super::event_loop::{Finished, Polled, Transfers};
+use crate::doorbell::Doorbell;
 use crate::proto::ControlRequest;
 use crate::realtime::memory::HotRegions;
-use crate::sys::monotonic_ns;
-
-/// libusb's status codes for a finished transfer (libusb.h).
-pub(crate) mod status {
-    pub(crate) const COMPLETED: i32 = rusb::constants::LIBUSB_TRANSFER_COMPLETED;
-    pub(crate) const ERROR: i32 = rusb::constants::LIBUSB_TRANSFER_ERROR;
-    pub(crate) const TIMED_OUT: i32 = rusb::constants::LIBUSB_TRANSFER_TIMED_OUT;
-    pub(crate) const CANCELLED: i32 = rusb::constants::LIBUSB_TRANSFER_CANCELLED;
-    pub(crate) const STALL: i32 = rusb::constants::LIBUSB_TRANSFER_STALL;
-    pub(crate) const NO_DEVICE: i32 = rusb::constants::LIBUSB_TRANSFER_NO_DEVICE;
-    pub(crate) const OVERFLOW: i32 = rusb::constants::LIBUSB_TRANSFER_OVERFLOW;
-}
-
-/// libusb's `LIBUSB_ERROR_NO_DEVICE` return code.
-pub(crate) const ERROR_NO_DEVICE: i32 = rusb::constants::LIBUSB_ERROR_NO_DEVICE;
-
-/// libusb's name for an error code (static strings: no allocation).
-pub(crate) fn rusb_error_text(code: i32) -> &'static str {
-    // SAFETY: libusb_error_name returns a pointer to a static, NUL-terminated
-    // ASCII string for any input.
-    let name = unsafe { std::ffi::CStr::from_ptr(rusb::ffi::libusb_error_name(code)) };
-    name.to_str().unwrap_or("LIBUSB_ERROR_OTHER")
-}
+use crate::time::Timestamp;
+use crate::transport::TransferError;
 
 /// Bytes libusb allocates in front of a `libusb_transfer` (`libusb_alloc_transfer`:
 /// backend private data, then `struct usbi_transfer`; about 160 bytes on Linux
@@ -57,156 +60,393 @@ const SETUP: usize = 8;
 /// Largest control data stage used (GET_MODEM_STATUS: 2 bytes).
 pub(crate) const CONTROL_DATA: usize = 8;
 
-/// What a transfer's callback recorded. Only touched on the reader thread
-/// (the callback runs inside handle_events there), hence plain `Cell`s.
+/// A libusb transfer status (`libusb_transfer_status`) as a result.
+fn from_status(status: i32, actual: usize) -> Result<usize, TransferError> {
+    use rusb::constants as c;
+    match status {
+        c::LIBUSB_TRANSFER_COMPLETED => Ok(actual),
+        c::LIBUSB_TRANSFER_ERROR => Err(TransferError::Fault),
+        c::LIBUSB_TRANSFER_TIMED_OUT => Err(TransferError::TimedOut {
+            transferred: actual,
+        }),
+        c::LIBUSB_TRANSFER_CANCELLED => Err(TransferError::Cancelled),
+        c::LIBUSB_TRANSFER_STALL => Err(TransferError::Stall),
+        c::LIBUSB_TRANSFER_NO_DEVICE => Err(TransferError::NoDevice),
+        c::LIBUSB_TRANSFER_OVERFLOW => Err(TransferError::Overflow),
+        other => Err(TransferError::Unknown(other)),
+    }
+}
+
+/// A libusb error code (`libusb_error`, negative) as a transfer error.
+fn from_code(code: i32) -> TransferError {
+    use rusb::constants as c;
+    match code {
+        c::LIBUSB_ERROR_NO_DEVICE => TransferError::NoDevice,
+        c::LIBUSB_ERROR_PIPE => TransferError::Stall,
+        c::LIBUSB_ERROR_TIMEOUT => TransferError::TimedOut { transferred: 0 },
+        c::LIBUSB_ERROR_OVERFLOW => TransferError::Overflow,
+        other => TransferError::Unknown(other),
+    }
+}
+
+/// What a transfer's callback records. Written by the callback, read by the
+/// set, both on the thread that holds the set (see the module docs, point 3).
 #[derive(Debug, Default)]
-struct Slot {
-    pending: Cell<bool>,
+struct Record {
     done: Cell<bool>,
-    status: Cell<i32>,
-    actual: Cell<i32>,
     at_ns: Cell<u64>,
 }
 
-/// The record of a finished transfer.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Done {
-    pub(crate) status: i32,
-    pub(crate) actual: usize,
-    pub(crate) at_ns: u64,
-}
-
-/// Runs inside `libusb_handle_events*` on the reader thread. Must not unwind
-/// (it is called from C) and does nothing that could panic.
-extern "system" fn on_complete(transfer: *mut libusb_transfer) {
-    // SAFETY: libusb passes the transfer it completed; it is one of ours, and
-    // its `user_data` points to the `Slot` boxed next to it in the
-    // TransferSet, which outlives every pending transfer (see Drop).
-    let (slot, status, actual) = unsafe {
-        let t = &*transfer;
-        (&*(t.user_data as *const Slot), t.status, t.actual_length)
+/// `CLOCK_MONOTONIC` in nanoseconds, the clock of [`Timestamp`]. Cannot
+/// panic: it runs inside the callback, called from C.
+fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
     };
-    slot.at_ns.set(monotonic_ns());
-    slot.status.set(status);
-    slot.actual.set(actual);
-    slot.pending.set(false);
-    slot.done.set(true);
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
 }
 
-/// One libusb transfer with its buffer and slot.
-#[derive(Debug)]
-struct Transfer {
+/// Runs inside `libusb_handle_events*`. Must not unwind (it is called from
+/// C): it only stores a flag and a timestamp.
+extern "system" fn on_complete(transfer: *mut libusb_transfer) {
+    // SAFETY: libusb passes one of our transfers, filled with `user_data`
+    // pointing to its `Record`, which is freed only with the transfer itself
+    // and only while it is idle (module docs, point 1). The `Cell` writes
+    // happen on the thread that holds the set mutably (point 3).
+    let record = unsafe { &*((*transfer).user_data as *const Record) };
+    record.at_ns.set(now_ns());
+    record.done.set(true);
+}
+
+/// The memory of one transfer: the libusb transfer, its data buffer and the
+/// record its callback writes. `Copy` only so that a state change can hand
+/// it on: exactly one [`Idle`] or [`Pending`] holds it at any time.
+#[derive(Clone, Copy, Debug)]
+struct Parts {
     raw: NonNull<libusb_transfer>,
-    buf: Box<[u8]>,
-    slot: Box<Slot>,
+    buf: NonNull<[u8]>,
+    record: NonNull<Record>,
 }
 
-impl Transfer {
-    fn new(len: usize) -> Result<Transfer, rusb::Error> {
+/// A transfer libusb does not own: its buffer may be borrowed, it may be
+/// filled and submitted, and dropping it frees its memory.
+#[derive(Debug)]
+struct Idle(Parts);
+
+/// A transfer libusb owns until its callback has run. It lends nothing out,
+/// and dropping it leaks its memory rather than free what the kernel may
+/// still write.
+#[derive(Debug)]
+struct Pending(Parts);
+
+impl Idle {
+    fn new(len: usize) -> Result<Idle, TransferError> {
         // SAFETY: 0 isochronous packets; libusb returns null on allocation failure.
-        let raw = unsafe { ffi::libusb_alloc_transfer(0) };
-        Ok(Transfer {
-            raw: NonNull::new(raw).ok_or(rusb::Error::NoMem)?,
-            buf: vec![0u8; len].into_boxed_slice(),
-            slot: Box::default(),
-        })
+        let raw = NonNull::new(unsafe { ffi::libusb_alloc_transfer(0) })
+            .ok_or(TransferError::Unknown(rusb::constants::LIBUSB_ERROR_NO_MEM))?;
+        let buf = NonNull::from(Box::leak(vec![0u8; len].into_boxed_slice()));
+        let record = NonNull::from(Box::leak(Box::<Record>::default()));
+        Ok(Idle(Parts { raw, buf, record }))
     }
 
-    fn user_data(&self) -> *mut std::ffi::c_void {
-        (&*self.slot as *const Slot).cast_mut().cast()
+    fn buf(&self) -> &[u8] {
+        // SAFETY: an idle transfer's buffer is ours alone (module docs, point
+        // 1); the borrow is tied to `&self`, so the transfer cannot be
+        // submitted (which takes it by value) while it lasts.
+        unsafe { self.0.buf.as_ref() }
     }
 
-    /// Submits after the caller filled the transfer; records it as pending.
-    fn submit(&self) -> Result<(), i32> {
-        self.slot.done.set(false);
-        // SAFETY: the transfer was filled with our buffer, callback and slot,
-        // all owned by the TransferSet and kept alive while it is pending.
-        let rc = unsafe { ffi::libusb_submit_transfer(self.raw.as_ptr()) };
+    fn buf_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `buf`, and `&mut self` makes the borrow unique.
+        unsafe { self.0.buf.as_mut() }
+    }
+
+    fn record(&self) -> &Record {
+        // SAFETY: the record lives as long as the transfer (freed in Drop).
+        unsafe { self.0.record.as_ref() }
+    }
+
+    /// How the last submission ended, and when the callback saw it.
+    fn outcome(&self) -> (Result<usize, TransferError>, Timestamp) {
+        // SAFETY: an idle transfer is not touched by libusb; its fields are
+        // the ones its last completion left.
+        let (status, actual) = unsafe {
+            let t = self.0.raw.as_ref();
+            (t.status, t.actual_length)
+        };
+        let actual = usize::try_from(actual).unwrap_or(0).min(self.buf().len());
+        (
+            from_status(status, actual),
+            Timestamp::from_nanos(self.record().at_ns.get()),
+        )
+    }
+
+    /// Submits after `fill` set the transfer up; the transfer is libusb's on success.
+    fn submit(self) -> Result<Pending, (Idle, TransferError)> {
+        self.record().done.set(false);
+        // SAFETY: the transfer was filled with a handle kept open by the set,
+        // this transfer's buffer and length, `on_complete` and this
+        // transfer's record; all stay allocated while it is pending (points 1, 2).
+        let rc = unsafe { ffi::libusb_submit_transfer(self.0.raw.as_ptr()) };
         if rc == 0 {
-            self.slot.pending.set(true);
-            Ok(())
+            let parts = self.0;
+            std::mem::forget(self);
+            Ok(Pending(parts))
         } else {
-            Err(rc)
+            Err((self, from_code(rc)))
+        }
+    }
+
+    /// Fills the transfer as a bulk transfer of the buffer's first `len`
+    /// bytes on `endpoint`.
+    fn fill_bulk(
+        &mut self,
+        handle: *mut ffi::libusb_device_handle,
+        endpoint: u8,
+        len: usize,
+        timeout_ms: u32,
+    ) {
+        let len = len.min(self.0.buf.len());
+        let record = self.0.record.as_ptr().cast();
+        // Straight from the allocation: no reference outlives the submit.
+        let buf = self.0.buf.as_ptr().cast::<u8>();
+        // SAFETY: fills our own idle transfer with the set's open handle, an
+        // endpoint of the claimed interface, our buffer (valid for `len`
+        // bytes, which fits an i32: buffers are at most OUT_CAPACITY) and
+        // our record.
+        unsafe {
+            ffi::libusb_fill_bulk_transfer(
+                self.0.raw.as_ptr(),
+                handle,
+                endpoint,
+                buf,
+                len as i32,
+                on_complete,
+                record,
+                timeout_ms,
+            );
+        }
+    }
+
+    /// Fills the transfer as `request`; an IN request reads up to its
+    /// wLength (at most [`CONTROL_DATA`]) bytes.
+    fn fill_control(
+        &mut self,
+        handle: *mut ffi::libusb_device_handle,
+        request: ControlRequest,
+        timeout_ms: u32,
+    ) {
+        let length = request.length.min(CONTROL_DATA as u16);
+        let record = self.0.record.as_ptr().cast();
+        debug_assert!(self.0.buf.len() >= SETUP + CONTROL_DATA);
+        let buf = self.0.buf.as_ptr().cast::<u8>();
+        // SAFETY: the buffer holds SETUP + CONTROL_DATA bytes (allocated so
+        // in `TransferSet::new`), room for the setup packet and a data stage
+        // of `length` bytes; the rest as in `fill_bulk`.
+        unsafe {
+            ffi::libusb_fill_control_setup(
+                buf,
+                request.request_type,
+                request.request,
+                request.value,
+                request.index,
+                length,
+            );
+            ffi::libusb_fill_control_transfer(
+                self.0.raw.as_ptr(),
+                handle,
+                buf,
+                on_complete,
+                record,
+                timeout_ms,
+            );
+        }
+    }
+}
+
+impl Drop for Idle {
+    fn drop(&mut self) {
+        // SAFETY: idle, so libusb does not hold it; allocated by
+        // libusb_alloc_transfer and freed once, here. libusb_free_transfer
+        // reads the transfer's device handle (for logging), which the set
+        // keeps open until its transfers are freed (point 2). The buffer and
+        // record came from `Box::leak` in `new` and are released once, here.
+        unsafe {
+            ffi::libusb_free_transfer(self.0.raw.as_ptr());
+            drop(Box::from_raw(self.0.buf.as_ptr()));
+            drop(Box::from_raw(self.0.record.as_ptr()));
+        }
+    }
+}
+
+impl Pending {
+    fn done(&self) -> bool {
+        // SAFETY: the record lives as long as the transfer (never freed while pending).
+        unsafe { self.0.record.as_ref() }.done.get()
+    }
+
+    /// Back to idle once the callback has run; libusb no longer touches it then.
+    fn finish(self) -> Result<Idle, Pending> {
+        if self.done() {
+            Ok(Idle(self.0))
+        } else {
+            Err(self)
         }
     }
 
     fn cancel(&self) {
-        if self.slot.pending.get() {
-            // SAFETY: the transfer is ours and pending; cancelling a transfer
-            // that completes concurrently is allowed (libusb returns NOT_FOUND).
-            unsafe { ffi::libusb_cancel_transfer(self.raw.as_ptr()) };
+        // SAFETY: the transfer is ours and was submitted; cancelling one that
+        // completes at the same time is allowed (libusb returns NOT_FOUND).
+        unsafe { ffi::libusb_cancel_transfer(self.0.raw.as_ptr()) };
+    }
+}
+
+/// One transfer of the set. `Vacant` exists only during a state change.
+#[derive(Debug)]
+enum Slot {
+    Idle(Idle),
+    Pending(Pending),
+    Vacant,
+}
+
+impl Slot {
+    fn is_idle(&self) -> bool {
+        matches!(self, Slot::Idle(_))
+    }
+
+    /// Fills and submits an idle transfer; a busy one is refused.
+    fn submit(&mut self, fill: impl FnOnce(&mut Idle)) -> Result<(), TransferError> {
+        match std::mem::replace(self, Slot::Vacant) {
+            Slot::Idle(mut idle) => {
+                fill(&mut idle);
+                match idle.submit() {
+                    Ok(pending) => {
+                        *self = Slot::Pending(pending);
+                        Ok(())
+                    }
+                    Err((idle, e)) => {
+                        *self = Slot::Idle(idle);
+                        Err(e)
+                    }
+                }
+            }
+            busy => {
+                *self = busy;
+                Err(TransferError::Unknown(rusb::constants::LIBUSB_ERROR_BUSY))
+            }
         }
     }
 
-    fn take_done(&self) -> Option<Done> {
-        if !self.slot.done.get() {
+    /// The transfer, idle again, if it was pending and has finished since.
+    fn take_finished(&mut self) -> Option<&Idle> {
+        if !matches!(self, Slot::Pending(p) if p.done()) {
             return None;
         }
-        self.slot.done.set(false);
-        Some(Done {
-            status: self.slot.status.get(),
-            actual: usize::try_from(self.slot.actual.get()).unwrap_or(0),
-            at_ns: self.slot.at_ns.get(),
-        })
+        if let Slot::Pending(pending) = std::mem::replace(self, Slot::Vacant) {
+            *self = match pending.finish() {
+                Ok(idle) => Slot::Idle(idle),
+                Err(pending) => Slot::Pending(pending),
+            };
+        }
+        match self {
+            Slot::Idle(idle) => Some(idle),
+            _ => None,
+        }
+    }
+
+    /// libusb still owns it (submitted, callback not yet run).
+    fn in_flight(&self) -> bool {
+        matches!(self, Slot::Pending(p) if !p.done())
     }
 }
 
-/// The transfers of one open interface.
+/// The transfers of one claimed interface, and the poll set of its libusb
+/// context (one context per open device: see `device`).
 #[derive(Debug)]
 pub(crate) struct TransferSet {
-    context: *mut ffi::libusb_context,
-    handle: *mut ffi::libusb_device_handle,
-    ep_in: u8,
-    ep_out: u8,
-    /// The IN transfers, then the OUT transfer, then the control transfer:
-    /// one vector so that `Drop` can leak all of them at once if it must.
-    all: Vec<Transfer>,
+    /// The IN transfers, then the OUT transfer, then the control transfer.
+    slots: Vec<Slot>,
     ins: usize,
+    /// libusb's pollfds, then the doorbell's (last).
+    fds: Vec<libc::pollfd>,
+    /// Keeps the doorbell's descriptor in `fds` open.
+    wake: Arc<Doorbell>,
+    /// Keeps the handle (and its context) open while transfers exist.
+    device: Arc<Claimed>,
 }
 
-// SAFETY: the raw pointers are libusb objects that libusb allows to be used
-// from any thread; the set is built on the opening thread and then used by
-// the reader thread only (it is moved there before any transfer is submitted).
+// SAFETY: the set may move to another thread as a whole:
+// - libusb allows its transfers, handles and contexts to be used from any
+//   thread (libusb docs, "Multi-threaded applications");
+// - the buffers and records are owned by the set alone (libusb aside, while
+//   a transfer is pending), so moving the set moves their only owner;
+// - the records' `Cell`s are written by callbacks, which run only inside
+//   this set's `handle_events` on the thread that holds it (module docs,
+//   point 3), so after a move they are written on the new thread only;
+// - `Claimed` and `Doorbell` are Send and Sync.
+// It is not Sync: `Cell` keeps it so, and nothing here needs sharing.
 unsafe impl Send for TransferSet {}
 
 impl TransferSet {
-    /// Allocates `ins` bulk-IN transfers of `max_packet` bytes, and the OUT
-    /// and control transfers. The device handle must outlive the set (the
-    /// caller keeps an `Arc` to it next to the set).
+    /// Allocates `ins` bulk-IN transfers of one max packet each, the OUT
+    /// transfer of `out_capacity` bytes and the control transfer, and the
+    /// poll set: libusb's descriptors (the device's usbfs fd, its event and
+    /// timer fds, all created by now) plus `wake`'s.
     pub(crate) fn new(
-        handle: &rusb::DeviceHandle<rusb::Context>,
-        ep_in: u8,
-        ep_out: u8,
-        max_packet: usize,
+        device: Arc<Claimed>,
         ins: usize,
         out_capacity: usize,
-    ) -> Result<TransferSet, rusb::Error> {
-        let mut all = (0..ins)
-            .map(|_| Transfer::new(max_packet))
-            .collect::<Result<Vec<_>, _>>()?;
-        all.push(Transfer::new(out_capacity)?);
-        all.push(Transfer::new(SETUP + CONTROL_DATA)?);
+        wake: Arc<Doorbell>,
+    ) -> Result<TransferSet, TransferError> {
+        let ins = ins.max(1);
+        let mut slots = Vec::with_capacity(ins + 2);
+        for _ in 0..ins {
+            slots.push(Slot::Idle(Idle::new(device.max_packet_size)?));
+        }
+        slots.push(Slot::Idle(Idle::new(out_capacity)?));
+        slots.push(Slot::Idle(Idle::new(SETUP + CONTROL_DATA)?));
+        let mut fds = pollfds(device.raw_context());
+        fds.push(crate::sys::pollfd(wake.as_fd(), libc::POLLIN));
         Ok(TransferSet {
-            context: handle.context().as_raw(),
-            handle: handle.as_raw(),
-            ep_in,
-            ep_out,
-            all,
+            slots,
             ins,
+            fds,
+            wake,
+            device,
         })
     }
 
-    /// Before any submission: writes through the buffers (a fresh calloc may
-    /// not be resident) and reports what the reader touches per completion:
-    /// the buffers, the slots the callback writes, the transfer table and
-    /// libusb's own transfer records, which it updates on every reap.
-    pub(crate) fn hot_memory(&mut self, regions: &mut HotRegions) {
-        regions.add("transfer state", &self.all[..]);
-        for t in &mut self.all {
-            t.buf.fill(0);
-            regions.add("transfer buffers", &t.buf[..]);
-            regions.add("transfer state", &*t.slot);
-            let raw = t.raw.as_ptr() as usize;
+    fn out_slot(&self) -> usize {
+        self.ins
+    }
+
+    fn control_slot(&self) -> usize {
+        self.ins + 1
+    }
+}
+
+impl Transfers for TransferSet {
+    fn hot_memory(&mut self, regions: &mut HotRegions) {
+        regions.add("transfer state", &self.slots[..]);
+        regions.add("transport state", &self.fds[..]);
+        regions.add("transport state", &*self.wake);
+        for slot in &mut self.slots {
+            // Before any submission every transfer is idle.
+            let Slot::Idle(idle) = slot else { continue };
+            // A fresh calloc may not be resident yet: write through it.
+            idle.buf_mut().fill(0);
+            regions.add("transfer buffers", idle.buf());
+            regions.add("transfer state", idle.record());
+            // libusb's record in front of the transfer, written on every reap.
+            let raw = idle.0.raw.as_ptr() as usize;
             regions.add_range(
                 "transfer state",
                 raw.saturating_sub(LIBUSB_TRANSFER_PREFIX),
@@ -215,199 +455,213 @@ impl TransferSet {
         }
     }
 
-    pub(crate) fn in_count(&self) -> usize {
-        self.ins
-    }
-
-    fn out(&self) -> &Transfer {
-        &self.all[self.ins]
-    }
-
-    fn control(&self) -> &Transfer {
-        &self.all[self.ins + 1]
-    }
-
-    /// Fills transfer `i` as a bulk transfer of its first `len` bytes on
-    /// `endpoint` and submits it.
-    fn submit_bulk(
-        &mut self,
-        i: usize,
-        endpoint: u8,
-        len: usize,
-        timeout_ms: u32,
-    ) -> Result<(), i32> {
-        let handle = self.handle;
-        let t = &mut self.all[i];
-        let len = len.min(t.buf.len()) as i32;
-        // SAFETY: fills our own transfer with our handle, an endpoint of the
-        // claimed interface, our buffer (valid for `len` bytes) and our slot;
-        // all live as long as the set, which outlives the pending transfer.
-        unsafe {
-            ffi::libusb_fill_bulk_transfer(
-                t.raw.as_ptr(),
-                handle,
-                endpoint,
-                t.buf.as_mut_ptr(),
-                len,
-                on_complete,
-                t.user_data(),
-                timeout_ms,
-            );
+    fn poll(&mut self, timeout: Duration) -> io::Result<Polled> {
+        for fd in &mut self.fds {
+            fd.revents = 0;
         }
-        t.submit()
-    }
-
-    /// (Re)submits bulk-IN transfer `i` for one max packet (timeout 0: wait
-    /// as long as it takes). Returns libusb's error code on failure.
-    pub(crate) fn submit_in(&mut self, i: usize) -> Result<(), i32> {
-        let i = i.min(self.ins - 1);
-        self.submit_bulk(i, self.ep_in, usize::MAX, 0)
-    }
-
-    /// Buffer of the OUT transfer, to be filled before [`submit_out`](Self::submit_out).
-    pub(crate) fn out_buffer(&mut self) -> &mut [u8] {
-        let i = self.ins;
-        &mut self.all[i].buf
-    }
-
-    pub(crate) fn out_idle(&self) -> bool {
-        let slot = &self.out().slot;
-        !slot.pending.get() && !slot.done.get()
-    }
-
-    /// Submits the first `len` bytes of the OUT buffer.
-    pub(crate) fn submit_out(&mut self, len: usize, timeout_ms: u32) -> Result<(), i32> {
-        self.submit_bulk(self.ins, self.ep_out, len, timeout_ms)
-    }
-
-    pub(crate) fn control_idle(&self) -> bool {
-        let slot = &self.control().slot;
-        !slot.pending.get() && !slot.done.get()
-    }
-
-    /// Submits a control request; an IN request reads up to its wLength
-    /// (at most [`CONTROL_DATA`]) bytes.
-    pub(crate) fn submit_control(
-        &mut self,
-        request: ControlRequest,
-        timeout_ms: u32,
-    ) -> Result<(), i32> {
-        let (handle, i) = (self.handle, self.ins + 1);
-        let t = &mut self.all[i];
-        let length = request.length.min(CONTROL_DATA as u16);
-        // SAFETY: the buffer holds SETUP + CONTROL_DATA bytes, enough for the
-        // setup packet and a data stage of `length` bytes; the rest as in submit_in.
-        unsafe {
-            ffi::libusb_fill_control_setup(
-                t.buf.as_mut_ptr(),
-                request.request_type,
-                request.request,
-                request.value,
-                request.index,
-                length,
-            );
-            ffi::libusb_fill_control_transfer(
-                t.raw.as_ptr(),
-                handle,
-                t.buf.as_mut_ptr(),
-                on_complete,
-                t.user_data(),
-                timeout_ms,
-            );
+        crate::sys::poll(&mut self.fds, Some(timeout))?;
+        let libusb = self.fds.len() - 1;
+        let mut polled = Polled::default();
+        for fd in &mut self.fds[..libusb] {
+            // On usbfs, POLLERR/POLLHUP mean the device is gone; libusb then
+            // drops the descriptor from its own set so that it stops firing
+            // (linux_usbfs.c, op_handle_events). Drop it from ours too, or
+            // every later poll would return at once.
+            if fd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                fd.fd = -1;
+                polled.device_gone = true;
+            }
         }
-        t.submit()
+        Ok(polled)
     }
 
-    /// The finished IN transfer `i`, if it finished, and its bytes.
-    pub(crate) fn take_in(&self, i: usize) -> Option<(Done, &[u8])> {
-        let t = self.all.get(i).filter(|_| i < self.ins)?;
-        t.take_done()
-            .map(|d| (d, &t.buf[..d.actual.min(t.buf.len())]))
-    }
-
-    /// The finished OUT transfer, if it finished.
-    pub(crate) fn take_out(&self) -> Option<Done> {
-        self.out().take_done()
-    }
-
-    /// The finished control transfer, if it finished, and its data stage.
-    pub(crate) fn take_control(&self) -> Option<(Done, &[u8])> {
-        let t = self.control();
-        t.take_done()
-            .map(|d| (d, &t.buf[SETUP..SETUP + d.actual.min(CONTROL_DATA)]))
-    }
-
-    /// Runs libusb's event handling once without blocking: reaps completed
-    /// URBs and fires their callbacks (on this thread), handles timeouts.
-    pub(crate) fn handle_events(&self) -> i32 {
+    fn handle_events(&mut self) -> Result<(), TransferError> {
         let zero = libc::timeval {
             tv_sec: 0,
             tv_usec: 0,
         };
-        // SAFETY: our context; a zero timeval makes libusb poll without
-        // blocking; `completed` may be null.
-        unsafe {
+        // SAFETY: the set's context, open while the set lives (point 2); a
+        // zero timeval makes libusb look without blocking; `completed` may be
+        // null. Callbacks run here, on this thread, under `&mut self` (point 3).
+        let rc = unsafe {
             ffi::libusb_handle_events_timeout_completed(
-                self.context,
+                self.device.raw_context(),
                 (&zero as *const libc::timeval).cast(),
                 std::ptr::null_mut(),
             )
-        }
+        };
+        if rc == 0 { Ok(()) } else { Err(from_code(rc)) }
     }
 
-    /// The file descriptors libusb wants polled (the device's usbfs fd, its
-    /// event and timer fds). Allocates: call once, before the loop.
-    pub(crate) fn pollfds(&self) -> Vec<libc::pollfd> {
-        let mut out = Vec::new();
-        // SAFETY: libusb returns a null-terminated array of pointers to
-        // libusb_pollfd, valid until libusb_free_pollfds, which we call.
-        unsafe {
-            let list = ffi::libusb_get_pollfds(self.context);
-            if list.is_null() {
-                return out;
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+
+    fn back_off(&mut self, pause: Duration) {
+        std::thread::sleep(pause);
+    }
+
+    fn in_count(&self) -> usize {
+        self.ins
+    }
+
+    fn submit_in(&mut self, i: usize) -> Result<(), TransferError> {
+        let (handle, endpoint) = (self.device.raw_handle(), self.device.ep_in);
+        let slot = self.slots[..self.ins]
+            .get_mut(i)
+            .ok_or(TransferError::Unknown(
+                rusb::constants::LIBUSB_ERROR_NOT_FOUND,
+            ))?;
+        // Timeout 0: wait as long as it takes (the chip sends a status
+        // packet every latency period anyway).
+        slot.submit(|t| t.fill_bulk(handle, endpoint, usize::MAX, 0))
+    }
+
+    fn take_in(&mut self, i: usize) -> Option<Finished<'_>> {
+        let idle = self.slots[..self.ins].get_mut(i)?.take_finished()?;
+        let (result, at) = idle.outcome();
+        let n = *result.as_ref().unwrap_or(&0);
+        Some(Finished {
+            result,
+            at,
+            data: &idle.buf()[..n],
+        })
+    }
+
+    fn clear_in_halt(&mut self) -> Result<(), TransferError> {
+        // SAFETY: the set's open handle and an endpoint of the claimed
+        // interface. libusb_clear_halt is a synchronous ioctl on usbfs; it
+        // does not handle events, so no callback runs in it.
+        let rc = unsafe { ffi::libusb_clear_halt(self.device.raw_handle(), self.device.ep_in) };
+        if rc == 0 { Ok(()) } else { Err(from_code(rc)) }
+    }
+
+    fn out_idle(&self) -> bool {
+        self.slots[self.out_slot()].is_idle()
+    }
+
+    fn submit_out(
+        &mut self,
+        timeout_ms: u32,
+        fill: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) -> Result<(), TransferError> {
+        let (handle, endpoint) = (self.device.raw_handle(), self.device.ep_out);
+        let i = self.out_slot();
+        self.slots[i].submit(|t| {
+            let len = fill(t.buf_mut());
+            t.fill_bulk(handle, endpoint, len, timeout_ms);
+        })
+    }
+
+    fn take_out(&mut self) -> Option<Result<usize, TransferError>> {
+        let i = self.out_slot();
+        let idle = self.slots[i].take_finished()?;
+        Some(idle.outcome().0)
+    }
+
+    fn control_idle(&self) -> bool {
+        self.slots[self.control_slot()].is_idle()
+    }
+
+    fn submit_control(
+        &mut self,
+        request: ControlRequest,
+        timeout_ms: u32,
+    ) -> Result<(), TransferError> {
+        let handle = self.device.raw_handle();
+        let i = self.control_slot();
+        self.slots[i].submit(|t| t.fill_control(handle, request, timeout_ms))
+    }
+
+    fn take_control(&mut self) -> Option<Finished<'_>> {
+        let i = self.control_slot();
+        let idle = self.slots[i].take_finished()?;
+        let (result, at) = idle.outcome();
+        // libusb counts the data stage only; it sits after the setup packet.
+        let n = (*result.as_ref().unwrap_or(&0)).min(CONTROL_DATA);
+        Some(Finished {
+            result,
+            at,
+            data: &idle.buf()[SETUP..SETUP + n],
+        })
+    }
+
+    fn cancel_all(&mut self) {
+        for slot in &self.slots {
+            if let Slot::Pending(p) = slot
+                && !p.done()
+            {
+                p.cancel();
             }
-            let mut i = 0;
-            while !(*list.add(i)).is_null() {
-                let p = &**list.add(i);
-                out.push(libc::pollfd {
-                    fd: p.fd,
-                    events: p.events,
-                    revents: 0,
-                });
-                i += 1;
-            }
-            ffi::libusb_free_pollfds(list);
-        }
-        out
-    }
-
-    /// Asks libusb to cancel every pending transfer; they complete (as
-    /// CANCELLED, or whatever happened first) through `handle_events`.
-    pub(crate) fn cancel_all(&self) {
-        for t in &self.all {
-            t.cancel();
         }
     }
 
-    pub(crate) fn any_pending(&self) -> bool {
-        self.all.iter().any(|t| t.slot.pending.get())
+    fn any_pending(&self) -> bool {
+        self.slots.iter().any(Slot::in_flight)
     }
 }
 
 impl Drop for TransferSet {
     fn drop(&mut self) {
-        if self.any_pending() {
-            // The owner could not reap everything (a device that never
-            // answers the cancel). Freeing now would let the kernel write into
-            // freed memory: leak the transfers and their buffers instead.
-            log::error!("leaking USB transfers that are still pending after cancellation");
-            std::mem::forget(std::mem::take(&mut self.all));
-            return;
+        let mut leaked = 0;
+        for slot in self.slots.drain(..) {
+            match slot {
+                // Freed here, while `self.device` still holds the handle open.
+                Slot::Idle(idle) => drop(idle),
+                Slot::Pending(pending) => match pending.finish() {
+                    Ok(idle) => drop(idle),
+                    // The owner could not reap it (a device that never
+                    // answers the cancel): dropping a Pending leaks it.
+                    Err(_pending) => leaked += 1,
+                },
+                Slot::Vacant => {}
+            }
         }
-        for t in &self.all {
-            // SAFETY: not pending (checked above), allocated by
-            // libusb_alloc_transfer, freed exactly once here.
-            unsafe { ffi::libusb_free_transfer(t.raw.as_ptr()) };
+        if leaked > 0 {
+            log::error!(
+                "leaking {leaked} USB transfer(s) still pending after cancellation; \
+                 the device stays claimed until the process exits"
+            );
+            // Never close the handle under a pending transfer (point 2).
+            std::mem::forget(self.device.clone());
         }
     }
+}
+
+/// The file descriptors libusb wants polled. Allocates: called once, at open.
+fn pollfds(context: *mut ffi::libusb_context) -> Vec<libc::pollfd> {
+    let mut out = Vec::new();
+    // SAFETY: an open context (the caller holds the device that owns it).
+    // libusb returns null or a null-terminated array of pointers to
+    // libusb_pollfd, valid until libusb_free_pollfds, which we call.
+    unsafe {
+        let list = ffi::libusb_get_pollfds(context);
+        if list.is_null() {
+            return out;
+        }
+        let mut i = 0;
+        while !(*list.add(i)).is_null() {
+            let p = &**list.add(i);
+            out.push(libc::pollfd {
+                fd: p.fd,
+                events: p.events,
+                revents: 0,
+            });
+            i += 1;
+        }
+        ffi::libusb_free_pollfds(list);
+    }
+    out
+}
+
+/// bcdDevice exactly as the descriptor has it. rusb only offers it decoded
+/// as a BCD version, which folds non-BCD digits (0x0A00 reads back as
+/// 0x1000, an FT-X), so the raw field is read through libusb.
+pub(crate) fn raw_bcd_device(device: &rusb::Device<rusb::Context>) -> Option<u16> {
+    let mut desc = std::mem::MaybeUninit::<ffi::libusb_device_descriptor>::uninit();
+    // SAFETY: `device` holds a reference on the libusb device for the call;
+    // libusb fills the whole descriptor on success (it copies the cached one).
+    let rc = unsafe { ffi::libusb_get_device_descriptor(device.as_raw(), desc.as_mut_ptr()) };
+    // SAFETY: initialised by libusb when it returns 0.
+    (rc == 0).then(|| unsafe { desc.assume_init() }.bcdDevice)
 }
