@@ -80,7 +80,8 @@ pub(crate) struct FakeTransfers {
     pub(crate) auto_out: Option<Result<usize, TransferError>>,
     pub(crate) auto_control: Option<(Result<usize, TransferError>, Vec<u8>)>,
     /// Waits block on this doorbell for real (threaded tests); otherwise they
-    /// return at once and advance the virtual clock.
+    /// return at once. Either way each advances the virtual clock by its
+    /// timeout.
     pub(crate) block_on: Option<Arc<Doorbell>>,
     pub(crate) now: Timestamp,
     pub(crate) hot_memory_reported: bool,
@@ -124,12 +125,11 @@ impl Transfers for FakeTransfers {
         if let Some(scripted) = self.polls.pop_front() {
             return scripted;
         }
-        match &self.block_on {
-            Some(bell) => {
-                bell.wait(Some(timeout))?;
-            }
-            None => self.now = self.now + timeout,
+        if let Some(bell) = &self.block_on {
+            bell.wait(Some(timeout))?;
         }
+        // At most that long passed: bounds measured on this clock end.
+        self.now = self.now + timeout;
         Ok(Polled::default())
     }
 
