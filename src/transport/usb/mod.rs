@@ -5,14 +5,14 @@
 //! the interface. Then the event loop ([`event_loop`]) starts, before the
 //! chip is configured: from the first reset on, control requests and writes
 //! from application threads reach it through a lock-free mailbox
-//! ([`mailbox`]), which keeps every libusb lock off normal-priority threads,
+//! ([`mailbox`](mod@mailbox)), which keeps every libusb lock off normal-priority threads,
 //! and it alone drives libusb's transfers ([`transfers`]). It runs on a
 //! short-lived opening thread while the shared FTDI layer configures the
 //! chip, and moves to the realtime reader when that starts ([`inbound`]);
 //! only then are the N single-packet bulk-IN transfers put in flight,
 //! resubmitted as soon as they complete.
 //!
-//! A failed transfer is a [`TransferError`](crate::TransferError) everywhere;
+//! A failed transfer is a [`crate::TransferError`] everywhere;
 //! the FTDI layer turns it into the crate's error.
 //!
 //! Known limit, outside this crate: libusb's Linux backend `calloc`s the
