@@ -10,6 +10,10 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod transfer;
+
+pub(crate) use self::transfer::Operation;
+pub use self::transfer::TransferError;
 use crate::proto::{BaudError, ControlRequest, LatencyTimerError};
 use crate::realtime::RealtimeError;
 
@@ -161,7 +165,7 @@ pub enum Error {
         operation: &'static str,
         /// How the transfer failed.
         #[source]
-        source: crate::transport::TransferError,
+        source: TransferError,
     },
 
     /// The path exists but is not a terminal device.

@@ -87,7 +87,7 @@ mod transaction;
 mod transport;
 
 pub use channel::{CHUNK_CAPACITY, Chunk, Receiver};
-pub use error::{Error, Result};
+pub use error::{Error, Result, TransferError};
 pub use load::CpuHogs;
 pub use noise::{NoiseProbe, NoiseSummary};
 pub use port::{Link, Port, PortConfig};
@@ -105,7 +105,6 @@ pub use stats::{
 };
 pub use time::Timestamp;
 pub use transaction::{ReplyEnd, Transaction};
-pub use transport::TransferError;
 pub use transport::usb::{DeviceInfo, FTDI_VID, Selector, UsbId, list};
 
 /// The histogram type used in [`Statistics`].

@@ -1,8 +1,7 @@
 //! Fuzz what opening derives from a device's descriptors: the chip from
 //! bcdDevice and iSerialNumber, its channel count against the interface
 //! asked for, the bulk endpoint pair and the max packet size the FTDI
-//! framing will split by, plus the device description built from the
-//! descriptor strings.
+//! framing will split by.
 //!
 //! Run with `cargo fuzz run descriptors -s none` (stable toolchain). Checked:
 //! nothing panics; a device is accepted exactly when an independent reading
@@ -11,11 +10,11 @@
 //!
 //! Input: bcdDevice (2 bytes), iSerialNumber, interface (A..D), then
 //! endpoint descriptors of 4 bytes each (address, attributes, wMaxPacketSize
-//! little-endian); the same bytes also fill a `DeviceInfo`'s strings.
+//! little-endian).
 #![no_main]
 
 use ftdi_rt::fuzz_support::{describe_device, framing_packet_size};
-use ftdi_rt::{Chip, DeviceInfo, Interface, Selector};
+use ftdi_rt::{Chip, Interface};
 use libfuzzer_sys::fuzz_target;
 
 /// The max packet size a bulk endpoint's wMaxPacketSize gives, by the rules
@@ -67,28 +66,4 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     assert_eq!(framing_packet_size(bcd).ok(), packet_size(bcd).ok());
-
-    // The description built from descriptor strings (any bytes, lossily
-    // decoded as the ASCII readers do) formats and matches without panicking.
-    let text = String::from_utf8_lossy(rest).into_owned();
-    let info = DeviceInfo {
-        chip: Chip::detect(bcd, *i_serial),
-        vendor_id: bcd,
-        product_id: u16::from(*i_serial),
-        bcd_device: bcd,
-        manufacturer: Some(text.clone()),
-        product: Some(text.clone()),
-        serial: Some(text.clone()),
-        bus: *ifc,
-        port_path: rest.iter().take(7).copied().collect(),
-        address: *i_serial,
-        channels: Chip::detect(bcd, *i_serial).map_or(1, Chip::channels),
-        accessible: b0 & 1 == 0,
-    };
-    assert!(!info.to_string().is_empty());
-    assert!(info.path().starts_with(&format!("{}-", info.bus)));
-    let wanted = format!("serial:{text}").parse::<Selector>();
-    if let Ok(selector) = wanted {
-        let _ = selector.to_string();
-    }
 });

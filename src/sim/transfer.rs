@@ -59,4 +59,4 @@ impl std::fmt::Debug for InPacket {
 /// How a transfer to the simulated chip failed: the crate-wide type, which
 /// the libusb driver reports too (the chip produces `Stall`, `NoDevice` and
 /// `TimedOut`).
-pub use crate::transport::TransferError;
+pub use crate::error::TransferError;

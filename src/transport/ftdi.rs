@@ -4,8 +4,8 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{Applied, Operation, Outbound, Setting, TransferError};
-use crate::error::{Error, Result};
+use super::{Applied, Outbound, Setting};
+use crate::error::{Error, Operation, Result, TransferError};
 use crate::proto::{Chip, ControlRequest, Interface, LineProperties, LineStatus, ModemStatus};
 use crate::stats::TransportInfo;
 

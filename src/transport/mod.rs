@@ -11,8 +11,8 @@
 //!   The two FTDI transports (libusb and the simulated chip) share
 //!   [`ftdi::FtdiOutbound`], which turns settings into `proto::ControlRequest`s;
 //!   each only supplies a [`ftdi::ControlPipe`] (control and bulk-OUT transfers).
-//!   Both report a failed transfer as the one [`TransferError`], which the FTDI
-//!   layer turns into the crate's error.
+//!   Both report a failed transfer as the one [`TransferError`](crate::TransferError),
+//!   which the FTDI layer turns into the crate's error.
 //!
 //! ```text
 //!            Inbound::wait ──► Pipeline ──► channel ──► application
@@ -23,12 +23,8 @@
 
 pub(crate) mod ftdi;
 pub(crate) mod sim;
-mod transfer_error;
 pub(crate) mod tty;
 pub(crate) mod usb;
-
-pub(crate) use transfer_error::Operation;
-pub use transfer_error::TransferError;
 
 use std::time::Duration;
 

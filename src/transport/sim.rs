@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::ftdi::ControlPipe;
-use super::{Completion, Framing, Inbound, LinkLost, TransferError};
+use super::{Completion, Framing, Inbound, LinkLost};
 use crate::doorbell::Doorbell;
+use crate::error::TransferError;
 use crate::proto::ControlRequest;
 use crate::realtime::memory::HotRegions;
 use crate::sim::{HostIn, HostOut, SimHandle};

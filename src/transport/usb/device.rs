@@ -1,67 +1,11 @@
 //! Opening a device: selection, the interface's endpoints, detaching
 //! ftdi_sio, claiming, and giving it all back on close.
 
-use rusb::UsbContext;
-
+use super::claimed::Claimed;
 use super::descriptor::{BulkEndpoints, EndpointFields, bulk_endpoints, uart_chip};
 use super::list::{DeviceInfo, Selector, UsbId, context, enumerate};
 use crate::error::{Error, Result};
-use crate::proto::{Chip, Interface};
-
-/// A claimed FTDI interface. Dropping it releases the interface and
-/// re-attaches ftdi_sio if it was attached before, so `/dev/ttyUSBn` returns.
-///
-/// The handle (and the libusb context it owns) is private: from here on
-/// only the transfer set reaches libusb, through the raw pointers, and
-/// nothing offers a synchronous transfer, whose libusb call would run the
-/// event loop on the caller's thread (see `transfers`, "Why this is sound").
-#[derive(Debug)]
-pub(crate) struct Claimed {
-    handle: rusb::DeviceHandle<rusb::Context>,
-    pub(crate) info: DeviceInfo,
-    pub(crate) chip: Chip,
-    pub(crate) interface: Interface,
-    pub(crate) ep_in: u8,
-    pub(crate) ep_out: u8,
-    /// The bulk-IN endpoint's, checked to suit the FTDI framing.
-    pub(crate) max_packet_size: usize,
-    /// ftdi_sio was bound before we detached it.
-    reattach: bool,
-}
-
-impl Claimed {
-    pub(crate) fn description(&self) -> String {
-        format!("{} interface {}", self.info, self.interface)
-    }
-
-    /// The libusb device handle, for the transfer set.
-    pub(crate) fn raw_handle(&self) -> *mut rusb::ffi::libusb_device_handle {
-        self.handle.as_raw()
-    }
-
-    /// The libusb context the handle belongs to, for the transfer set.
-    pub(crate) fn raw_context(&self) -> *mut rusb::ffi::libusb_context {
-        self.handle.context().as_raw()
-    }
-}
-
-impl Drop for Claimed {
-    fn drop(&mut self) {
-        let number = self.interface.number();
-        if let Err(e) = self.handle.release_interface(number) {
-            log::debug!("releasing interface {number}: {e}");
-        }
-        if self.reattach {
-            match self.handle.attach_kernel_driver(number) {
-                Ok(()) => log::debug!("ftdi_sio re-attached to interface {number}"),
-                Err(e) => log::warn!(
-                    "could not re-attach ftdi_sio to {} interface {number}: {e}; replug the adapter to get /dev/ttyUSB back",
-                    self.info
-                ),
-            }
-        }
-    }
-}
+use crate::proto::Interface;
 
 /// Maps a libusb error while opening or claiming to what the user should do.
 fn open_error(e: rusb::Error, device: &DeviceInfo, operation: &'static str) -> Error {
@@ -112,11 +56,7 @@ pub(crate) fn open_and_claim(
     let handle = device
         .open()
         .map_err(|e| open_error(e, &info, "opening the device"))?;
-    let BulkEndpoints {
-        ep_in,
-        ep_out,
-        max_packet_size,
-    } = endpoints(&device, interface)?;
+    let endpoints = endpoints(&device, interface)?;
 
     let number = interface.number();
     // Detach only if a kernel driver is bound, and remember it (libusb's
@@ -131,23 +71,15 @@ pub(crate) fn open_and_claim(
         Ok(false) | Err(rusb::Error::NotSupported) => false,
         Err(e) => return Err(open_error(e, &info, "checking for a kernel driver")),
     };
-    let claimed = Claimed {
+    Claimed::claim(
         handle,
-        info,
+        info.to_string(),
         chip,
         interface,
-        ep_in,
-        ep_out,
-        max_packet_size,
+        endpoints,
         reattach,
-    };
-    // On failure `claimed` drops: releasing an unclaimed interface is a
-    // harmless no-op, and ftdi_sio is re-attached.
-    claimed
-        .handle
-        .claim_interface(number)
-        .map_err(|e| open_error(e, &claimed.info, "claiming the interface"))?;
-    Ok(claimed)
+    )
+    .map_err(|e| open_error(e, &info, "claiming the interface"))
 }
 
 /// The interface's bulk endpoints, read from the configuration descriptor

@@ -24,12 +24,12 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::mailbox::{Request, Server};
-use super::transfers::CONTROL_DATA;
+use super::mailbox::{CONTROL_DATA, Request, Server};
 use crate::doorbell::Doorbell;
+use crate::error::TransferError;
 use crate::realtime::memory::HotRegions;
 use crate::time::Timestamp;
-use crate::transport::{Completion, LinkLost, TransferError};
+use crate::transport::{Completion, LinkLost};
 
 /// How long shutdown waits for cancelled transfers to come back.
 pub(crate) const DRAIN_LIMIT: Duration = Duration::from_secs(2);

@@ -22,12 +22,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::transfers::CONTROL_DATA;
 use crate::doorbell::Doorbell;
+use crate::error::TransferError;
 use crate::proto::ControlRequest;
 use crate::realtime::memory::HotRegions;
 use crate::time::Timestamp;
-use crate::transport::TransferError;
+
+/// The largest control data stage a reply carries (GET_MODEM_STATUS needs 2 bytes).
+pub(crate) const CONTROL_DATA: usize = 8;
 
 /// Commands queued at most (the client sends one at a time; abandoned ones can linger).
 const COMMAND_SLOTS: usize = 8;

@@ -1,8 +1,8 @@
 //! The userspace libusb driver.
 //!
-//! Opening ([`device`]) finds the FTDI device, reads and checks its
-//! descriptors ([`descriptor`]), detaches ftdi_sio if it is bound and claims
-//! the interface. Then the event loop ([`event_loop`]) starts, before the
+//! Opening ([`device`]) finds the FTDI device ([`list`]), reads and checks
+//! its descriptors ([`descriptor`]), detaches ftdi_sio if it is bound and
+//! claims the interface ([`claimed`]). Then the event loop ([`event_loop`]) starts, before the
 //! chip is configured: from the first reset on, control requests and writes
 //! from application threads reach it through a lock-free mailbox
 //! ([`mailbox`](mod@mailbox)), which keeps every libusb lock off normal-priority threads,
@@ -21,6 +21,7 @@
 //! thread's cache; no lock shared with other threads in glibc's tcache).
 //! The Rust side allocates nothing per packet.
 
+mod claimed;
 pub(crate) mod descriptor;
 mod device;
 mod event_loop;
@@ -42,9 +43,9 @@ use self::event_loop::EventLoop;
 use self::inbound::UsbInbound;
 use self::mailbox::{Client, REPLY_GRACE, mailbox};
 use self::transfers::TransferSet;
-use super::TransferError;
 use super::ftdi::{ControlPipe, FtdiOutbound};
 use crate::doorbell::Doorbell;
+use crate::error::TransferError;
 use crate::error::{Error, Result};
 use crate::port::{Port, PortConfig};
 use crate::proto::ControlRequest;

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use super::fake::{FakeTransfers, State};
 use crate::doorbell::Doorbell;
+use crate::error::TransferError;
 use crate::proto::{ControlRequest, Interface};
+use crate::transport::LinkLost;
 use crate::transport::usb::event_loop::{
     DRAIN_LIMIT, EventLoop, FIRST_BACK_OFF, Polled, RETRY_LIMIT, Transfers, WAIT_FAILURE_LIMIT,
 };
 use crate::transport::usb::mailbox::{Client, mailbox};
-use crate::transport::{LinkLost, TransferError};
 
 const T: Duration = Duration::from_millis(100);
 

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::doorbell::Doorbell;
+use crate::error::TransferError;
 use crate::proto::ControlRequest;
 use crate::realtime::memory::HotRegions;
 use crate::time::Timestamp;
-use crate::transport::TransferError;
 use crate::transport::usb::event_loop::{Finished, Polled, Transfers};
-use crate::transport::usb::transfers::CONTROL_DATA;
+use crate::transport::usb::mailbox::CONTROL_DATA;
 
 /// One fake transfer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use super::fake::FakeTransfers;
 use crate::doorbell::Doorbell;
+use crate::error::TransferError;
 use crate::proto::{ControlRequest, Interface};
 use crate::realtime::memory::HotRegions;
 use crate::transport::usb::event_loop::{EventLoop, Polled};
 use crate::transport::usb::inbound::UsbInbound;
 use crate::transport::usb::mailbox::{Client, mailbox};
-use crate::transport::{Inbound, LinkLost, TransferError};
+use crate::transport::{Inbound, LinkLost};
 
 /// Long enough never to expire in a passing run; a failing one waits it out.
 const T: Duration = Duration::from_secs(10);

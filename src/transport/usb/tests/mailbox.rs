@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::doorbell::Doorbell;
+use crate::error::TransferError;
 use crate::proto::{ControlRequest, Interface};
-use crate::transport::TransferError;
 use crate::transport::usb::mailbox::{
     Client, Command, Request, Server, libusb_timeout_ms, mailbox,
 };

@@ -43,13 +43,14 @@ use std::time::Duration;
 use rusb::ffi::{self, libusb_transfer};
 
 use self::transfer::{Idle, Slot, from_code};
-use super::device::Claimed;
+use super::claimed::Claimed;
 use super::event_loop::{Finished, Polled, Transfers};
+use super::mailbox::CONTROL_DATA;
 use crate::doorbell::Doorbell;
+use crate::error::TransferError;
 use crate::proto::ControlRequest;
 use crate::realtime::memory::HotRegions;
 use crate::time::Timestamp;
-use crate::transport::TransferError;
 
 /// Bytes libusb allocates in front of a `libusb_transfer` (`libusb_alloc_transfer`:
 /// backend private data, then `struct usbi_transfer`; about 160 bytes on Linux
@@ -59,8 +60,6 @@ const LIBUSB_TRANSFER_PREFIX: usize = 512;
 
 /// Bytes of a control setup packet.
 pub(super) const SETUP: usize = 8;
-/// Largest control data stage used (GET_MODEM_STATUS: 2 bytes).
-pub(crate) const CONTROL_DATA: usize = 8;
 
 /// The transfers of one claimed interface, and the poll set of its libusb
 /// context (one context per open device: see `device`).

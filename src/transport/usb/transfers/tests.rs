@@ -1,7 +1,7 @@
 //! The transfer states and libusb's codes, without a device.
 
 use super::transfer::{Idle, Pending, Slot, from_code, from_status};
-use crate::transport::TransferError;
+use crate::error::TransferError;
 
 #[test]
 fn libusb_statuses_and_codes_map_to_transfer_errors() {

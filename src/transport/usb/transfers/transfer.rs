@@ -8,10 +8,11 @@ use std::ptr::NonNull;
 
 use rusb::ffi::{self, libusb_transfer};
 
-use super::{CONTROL_DATA, SETUP};
+use super::SETUP;
+use crate::error::TransferError;
 use crate::proto::ControlRequest;
 use crate::time::Timestamp;
-use crate::transport::TransferError;
+use crate::transport::usb::mailbox::CONTROL_DATA;
 
 /// A libusb transfer status (`libusb_transfer_status`) as a result.
 pub(super) fn from_status(status: i32, actual: usize) -> Result<usize, TransferError> {

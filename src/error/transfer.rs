@@ -4,12 +4,16 @@
 //! Modelled on nusb's `TransferError`: the kinds a caller can act on
 //! (stall, unplug, timeout with partial progress, cancellation, a protocol
 //! fault) and the raw code for everything else. The transports produce it;
-//! the FTDI layer ([`super::ftdi`]) turns it into an [`Error`] that names the
-//! operation, and for a stalled control request the request itself.
+//! the FTDI layer (`transport::ftdi`) turns it into an [`Error`] that names
+//! the operation, and for a stalled control request the request itself.
+//!
+//! Here, beside [`Error`], rather than in `transport`: the crate's error
+//! wraps it ([`Error::Transfer`]), so keeping the type with the errors keeps
+//! the two modules from depending on each other.
 
 use std::time::Duration;
 
-use crate::error::Error;
+use super::Error;
 use crate::proto::ControlRequest;
 
 /// How a USB transfer (control, bulk IN or bulk OUT) failed.
