@@ -38,7 +38,7 @@ fn bench(c: &mut Criterion) {
         let packets: Vec<Vec<u8>> = (0..batch).map(|i| packet(mps, i)).collect();
         let transfers: Vec<&[u8]> = packets.iter().map(Vec::as_slice).collect();
         let payload = ((mps - 2) * batch) as u64;
-        let mut path = StripAndChannel::new(mps, 1024);
+        let mut path = StripAndChannel::new(mps, 1024).expect("eventfd");
         group.throughput(Throughput::Bytes(payload));
         group.bench_function(name, |b| {
             b.iter(|| {

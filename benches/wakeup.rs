@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use ftdi_rt::sim::{Line, SimChip, SimConfig, WireByte};
 use ftdi_rt::{
-    CpuHogs, LatencySummary, MemoryLocking, Pinning, Port, PortConfig, RealtimeConfig,
-    RealtimePolicy, ReplyEnd,
+    LatencySummary, MemoryLocking, Pinning, Port, PortConfig, RealtimeConfig, RealtimePolicy,
+    ReplyEnd,
 };
+use ftdi_rt_lab::CpuHogs;
 
 struct Outcome {
     delivery: LatencySummary,
@@ -54,7 +55,7 @@ fn run(realtime: bool, hogs: usize, iterations: usize, locking: MemoryLocking) -
             .with_baud(3_000_000)
             .with_latency_timer_ms(16)
             .with_event_char(Some(b'\n'))
-            .with_reader(
+            .with_reader_realtime(
                 RealtimeConfig::default()
                     .with_policy(policy)
                     .with_memory_locking(locking),
@@ -78,10 +79,9 @@ fn run(realtime: bool, hogs: usize, iterations: usize, locking: MemoryLocking) -
         }
         let s = port.stats();
         let over = s
-            .delivery_histogram
-            .iter_recorded()
-            .filter(|v| v.value_iterated_to() > 100_000)
-            .map(|v| v.count_at_value())
+            .delivery_latencies()
+            .filter(|&(latency, _)| latency > Duration::from_micros(100))
+            .map(|(_, n)| n)
             .sum();
         Outcome {
             delivery: s.delivery_latency,

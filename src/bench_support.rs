@@ -1,4 +1,5 @@
-//! Entry points for the benchmarks in `benches/` (not part of the API).
+//! Entry points for the benchmarks in `benches/` (feature `__bench`, not
+//! part of the API: no semver promise).
 //!
 //! The channel's sending end is crate-private; this exposes the exact code
 //! the reader runs per completed transfer — `Pipeline::on_completion`
@@ -22,16 +23,16 @@ pub struct StripAndChannel {
 
 impl StripAndChannel {
     /// A pipeline for `max_packet_size`-byte packets into a `capacity`-chunk channel.
-    pub fn new(max_packet_size: usize, capacity: usize) -> StripAndChannel {
-        let (sender, receiver, _) = match channel::channel(capacity) {
-            Ok(c) => c,
-            Err(e) => panic!("eventfd: {e}"),
-        };
+    ///
+    /// # Errors
+    /// The channel's eventfd could not be created.
+    pub fn new(max_packet_size: usize, capacity: usize) -> std::io::Result<StripAndChannel> {
+        let (sender, receiver, _) = channel::channel(capacity)?;
         let framing = Framing::Ftdi { max_packet_size };
-        StripAndChannel {
+        Ok(StripAndChannel {
             pipeline: Pipeline::new(sender, Arc::new(Counters::default()), framing),
             receiver,
-        }
+        })
     }
 
     /// Runs each transfer through the pipeline as one completion (as the

@@ -8,7 +8,8 @@
 //! Dekker handshake: at least one side sees the other's write, so a wakeup is
 //! never lost, and a busy waiter costs the ringer nothing but an atomic load.
 //! Used between the reader and the application, the reader and the simulated
-//! chip, and the application and the libusb event loop.
+//! chip, and the application and the libusb event loop. [`Doorbell::wait_until`]
+//! is the whole waiter side in one call: check, arm, check again, sleep.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::time::Duration;
 
 use crate::sys::EventFd;
+use crate::time::{Deadline, Timestamp};
 
 /// An eventfd plus the "waiter may be asleep" flag.
 #[derive(Debug)]
@@ -68,6 +70,42 @@ impl Doorbell {
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<bool> {
         self.efd.wait(timeout)
     }
+
+    /// Waiter side, the whole protocol: returns what `ready` finds as soon
+    /// as it finds something, or `None` once `deadline` has passed (with no
+    /// deadline it waits as long as it takes). `ready` is called once more
+    /// after announcing the sleep, so a ring between its first call and the
+    /// sleep is never lost; the ringer must make the condition true before
+    /// ringing.
+    ///
+    /// # Errors
+    /// Only if waiting on the eventfd fails (out of kernel memory).
+    pub(crate) fn wait_until<T>(
+        &self,
+        deadline: Option<Deadline>,
+        mut ready: impl FnMut() -> Option<T>,
+    ) -> io::Result<Option<T>> {
+        loop {
+            if let Some(found) = ready() {
+                return Ok(Some(found));
+            }
+            self.arm();
+            if let Some(found) = ready() {
+                return Ok(Some(found));
+            }
+            let left = match deadline {
+                None => None,
+                Some(deadline) => {
+                    let left = deadline.remaining(Timestamp::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    Some(left)
+                }
+            };
+            self.wait(left)?;
+        }
+    }
 }
 
 impl AsFd for Doorbell {
@@ -105,6 +143,43 @@ mod tests {
             "a stale signal would make the waiter spin"
         );
         assert!(start.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[test]
+    fn wait_until_returns_what_is_ready_or_none_at_the_deadline() {
+        let bell = Arc::new(Doorbell::new().unwrap());
+        let value = Arc::new(AtomicU64::new(0));
+        // Ready at once: no wait.
+        value.store(7, Ordering::Release);
+        let got = bell
+            .wait_until(Some(Deadline::from_now(Duration::ZERO)), || {
+                Some(value.load(Ordering::Acquire)).filter(|&v| v > 0)
+            })
+            .unwrap();
+        assert_eq!(got, Some(7));
+        // Never ready: None once the deadline has passed, not before.
+        value.store(0, Ordering::Release);
+        let deadline = Deadline::from_now(Duration::from_millis(5));
+        let got = bell
+            .wait_until(Some(deadline), || {
+                Some(value.load(Ordering::Acquire)).filter(|&v| v > 0)
+            })
+            .unwrap();
+        assert_eq!(got, None);
+        assert!(deadline.is_past(Timestamp::now()));
+        // Made ready by another thread, which rings after setting it.
+        let (b, v) = (bell.clone(), value.clone());
+        let ringer = std::thread::spawn(move || {
+            v.store(42, Ordering::Release);
+            b.ring();
+        });
+        let got = bell
+            .wait_until(None, || {
+                Some(value.load(Ordering::Acquire)).filter(|&v| v > 0)
+            })
+            .unwrap();
+        assert_eq!(got, Some(42));
+        ringer.join().unwrap();
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! path that device data reaches, with no more surface than the target needs.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use crate::channel::{self, Receiver};
 use crate::error::Result;
@@ -85,10 +84,10 @@ impl PipelineHarness {
     pub fn counts(&self) -> PipelineCounts {
         let c = &*self.counters;
         PipelineCounts {
-            packets: c.packets.load(Ordering::Relaxed),
-            status_only: c.status_only.load(Ordering::Relaxed),
-            malformed: c.malformed.load(Ordering::Relaxed),
-            payload_bytes: c.payload_bytes.load(Ordering::Relaxed),
+            packets: c.packets.get(),
+            status_only: c.status_only.get(),
+            malformed: c.malformed.get(),
+            payload_bytes: c.payload_bytes.get(),
         }
     }
 }

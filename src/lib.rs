@@ -18,7 +18,7 @@
 //!                 ─► Pipeline: proto::packets, status, heartbeats, stalls src/reader/
 //!                 ─► channel: rtrb ring of Chunk + eventfd                src/channel/
 //!                 ─► Receiver::recv_timeout / try_recv / Read / mio       src/channel/receiver.rs
-//!                 ─► Port::transact: deadline accounting                  src/transaction.rs
+//!                 ─► Port::transact: deadline accounting                  src/transaction/
 //! ```
 //! The [`proto`] module is the sans-IO FTDI protocol (chips, divisors,
 //! control requests, status bits, deframing) the transports drive. Three
@@ -26,7 +26,21 @@
 //! the kernel tty ([`Port::open_tty`], the baseline and the fallback for
 //! non-FTDI ports) and a simulated chip ([`sim`], [`Port::open_sim`]).
 //!
-//! ## Quick start (no hardware: the simulated chip)
+//! ## Features
+//! - `sim`: the simulated FTDI chip ([`sim`], [`Port::open_sim`]). Off by
+//!   default, so a driver user's build does not compile it; the crate's own
+//!   tests, examples and benches turn it on.
+//! - `usbip`: the simulated chip as a USB device and the USB/IP front end
+//!   that attaches it to the local kernel (implies `sim`).
+//!
+//! Measurement tools (the machine-noise probe, CPU hogs, a device model on
+//! a pty, the request/reply tool behind `examples/request_reply`) live in
+//! the workspace crate `ftdi-rt-lab`. What connects them to the driver is
+//! one hook: a [`StallSource`] given to [`Port::discount_stalls`], so that a
+//! deadline miss a measured stall explains is counted apart from the host
+//! path's ([`Statistics::host_misses`]).
+//!
+//! ## Quick start (no hardware: the simulated chip, feature `sim`)
 //! ```no_run
 //! use std::time::Duration;
 //! use ftdi_rt::sim::{Frobnicator, SimChip, SimConfig};
@@ -48,9 +62,11 @@
 //! within `RLIMIT_MEMLOCK`); locking the whole process is the explicit
 //! [`MemoryLocking::WholeProcess`]. [`PortConfig::best_effort`] runs without
 //! what is refused and records it in [`Statistics::realtime`];
-//! [`Statistics::reader_page_faults`] counts the reader's page faults. The hot path (packet completion →
-//! channel → application) allocates nothing and takes no lock a
-//! normal-priority thread can hold; `tests/hot_path.rs` proves both.
+//! [`Statistics::reader_page_faults`] counts the reader's page faults. The
+//! hot path (packet completion → channel → application) allocates nothing
+//! and takes no lock a normal-priority thread can hold; `tests/hot_path.rs`
+//! checks both on the simulated transport (the libusb transport's own share
+//! runs only in the virtual HIL rig).
 //!
 //! ## Linux permissions
 //! Opening a USB device needs write access to `/dev/bus/usb/BBB/DDD`: install
@@ -62,7 +78,13 @@
 //! The library logs through the [`log`] crate (never from the reader thread).
 
 #![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// The docs describe the optional simulated chip and link to it; built
+// without the `sim` feature those items do not exist (docs.rs and the
+// workspace's docs build with it).
+#![cfg_attr(not(feature = "sim"), allow(rustdoc::broken_intra_doc_links))]
 
+#[cfg(feature = "__bench")]
 #[doc(hidden)]
 pub mod bench_support;
 mod channel;
@@ -71,26 +93,26 @@ mod error;
 #[cfg(feature = "__fuzz")]
 #[doc(hidden)]
 pub mod fuzz_support;
-mod load;
-mod noise;
+mod lock;
 mod port;
 pub mod proto;
-pub mod pty;
 mod reader;
-mod realtime;
+pub mod realtime;
+#[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
-mod stall_log;
+pub mod stall;
 mod stats;
 mod sys;
 mod time;
 mod transaction;
 mod transport;
+#[cfg(feature = "usbip")]
+pub mod usbip;
 
 pub use channel::{CHUNK_CAPACITY, Chunk, Receiver};
 pub use error::{Error, Result, TransferError};
-pub use load::CpuHogs;
-pub use noise::{NoiseProbe, NoiseSummary};
-pub use port::{Link, Port, PortConfig};
+pub use port::{Port, PortConfig, Writer};
 pub use proto::{
     Chip, DataBits, FlowControl, Interface, LineProperties, LineStatus, ModemStatus, Parity,
     StopBits,
@@ -99,6 +121,7 @@ pub use realtime::{
     HotRegion, MemoryLocking, MemoryStatus, Pinning, RealtimeConfig, RealtimeError, RealtimePolicy,
     RealtimeStatus, make_current_thread_realtime,
 };
+pub use stall::StallSource;
 pub use stats::{
     LatencySummary, LineErrorCounts, PageFaults, ReaderPageFaults, Statistics, TransportInfo,
     TransportKind,
@@ -106,6 +129,3 @@ pub use stats::{
 pub use time::Timestamp;
 pub use transaction::{ReplyEnd, Transaction};
 pub use transport::usb::{DeviceInfo, FTDI_VID, Selector, UsbId, list};
-
-/// The histogram type used in [`Statistics`].
-pub use hdrhistogram;

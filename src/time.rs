@@ -1,8 +1,14 @@
-//! Timestamps on `CLOCK_MONOTONIC`, the clock every figure in this crate uses.
+//! Timestamps on `CLOCK_MONOTONIC`, the clock every figure in this crate
+//! uses, and deadlines on it.
 //!
 //! `std::time::Instant` reads the same clock but is opaque; a plain
 //! nanosecond count can sit in a `Copy + Default` ring slot, be subtracted
 //! without branches, and be compared across threads.
+//!
+//! Every timeout in the crate is turned into a [`Deadline`] once, at the
+//! start of the operation, and every wait asks it how much time is left.
+//! Its arithmetic saturates, so a user's `Duration::MAX` means "as long as
+//! it takes" instead of an overflow panic.
 
 use std::fmt;
 use std::time::Duration;
@@ -52,6 +58,42 @@ impl Timestamp {
             ns as u64
         };
         Timestamp(self.0.saturating_add(ns))
+    }
+}
+
+/// The time by which an operation must be done: a [`Timestamp`] reached
+/// from a start and a user-given duration without overflow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Deadline {
+    at: Timestamp,
+}
+
+impl Deadline {
+    /// `timeout` after `now`; a duration past the end of the clock (584
+    /// years of uptime) saturates to the end of the clock.
+    #[inline]
+    pub(crate) const fn after(now: Timestamp, timeout: Duration) -> Deadline {
+        Deadline {
+            at: now.add(timeout),
+        }
+    }
+
+    /// `timeout` from the current time.
+    #[inline]
+    pub(crate) fn from_now(timeout: Duration) -> Deadline {
+        Deadline::after(Timestamp::now(), timeout)
+    }
+
+    /// Time left at `now`; zero once the deadline has passed.
+    #[inline]
+    pub(crate) const fn remaining(self, now: Timestamp) -> Duration {
+        self.at.saturating_since(now)
+    }
+
+    /// Whether the deadline has passed at `now` (it has at the deadline itself).
+    #[inline]
+    pub(crate) fn is_past(self, now: Timestamp) -> bool {
+        now >= self.at
     }
 }
 
@@ -105,5 +147,30 @@ mod tests {
         );
         assert_eq!((a + Duration::from_micros(7)) - a, Duration::from_micros(7));
         assert_eq!(a - (a + Duration::from_secs(1)), Duration::ZERO);
+    }
+
+    #[test]
+    fn deadlines_count_down_and_saturate() {
+        let start = Timestamp::from_nanos(1_000);
+        let d = Deadline::after(start, Duration::from_micros(3));
+        assert_eq!(d.remaining(start), Duration::from_micros(3));
+        assert_eq!(
+            d.remaining(Timestamp::from_nanos(3_500)),
+            Duration::from_nanos(500)
+        );
+        assert!(!d.is_past(Timestamp::from_nanos(3_999)));
+        assert!(d.is_past(Timestamp::from_nanos(4_000)));
+        assert_eq!(d.remaining(Timestamp::from_nanos(9_000)), Duration::ZERO);
+
+        // "Forever" from a user: no overflow, and it never passes.
+        let never = Deadline::after(Timestamp::now(), Duration::MAX);
+        assert!(!never.is_past(Timestamp::from_nanos(u64::MAX - 1)));
+        assert!(never.is_past(Timestamp::from_nanos(u64::MAX)));
+        assert!(never.remaining(Timestamp::now()) > Duration::from_secs(100 * 365 * 86_400));
+        let late = Deadline::after(Timestamp::from_nanos(u64::MAX - 1), Duration::from_secs(1));
+        assert_eq!(
+            late.remaining(Timestamp::from_nanos(u64::MAX - 1)),
+            Duration::from_nanos(1)
+        );
     }
 }

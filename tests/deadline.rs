@@ -8,13 +8,20 @@
 //! measurably cannot run), and neither such a machine stall nor a stall of
 //! the simulated chip's own thread is the host path's. `tests/attribution.rs`
 //! shows the attribution cannot hide a real miss.
+//!
+//! A figure of the realtime path: it needs SCHED_FIFO for the reader, the
+//! application and the noise probe, so it runs with the `realtime-tests`
+//! feature (as CI does) and is reported ignored otherwise.
 
 mod common;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use ftdi_rt::sim::{Frobnicator, SimChip, SimConfig};
-use ftdi_rt::{Error, NoiseProbe, Pinning, Port, PortConfig, ReplyEnd};
+use ftdi_rt::{Error, Pinning, Port, PortConfig, ReplyEnd};
+use ftdi_rt_lab::NoiseProbe;
 
 const DEADLINE: Duration = Duration::from_micros(3500);
 
@@ -22,22 +29,29 @@ fn frob_port(delay: Duration) -> (Port, ftdi_rt::sim::SimHandle) {
     let chip = SimChip::new(Frobnicator::new(delay), SimConfig::default()).unwrap();
     let handle = chip.handle();
     (
-        Port::open_sim(chip, &PortConfig::default().best_effort()).unwrap(),
+        Port::open_sim(chip, &PortConfig::default()).unwrap(),
         handle,
     )
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "realtime-tests"),
+    ignore = "needs SCHED_FIFO: run with --features realtime-tests (as root or with CAP_SYS_NICE)"
+)]
 fn ten_thousand_transactions_at_115200_meet_a_3_5_ms_deadline() {
+    // NO_PROBE=1 measures without discounting machine stalls.
     let probe = if std::env::var_os("NO_PROBE").is_some() {
         None
     } else {
-        NoiseProbe::start().ok()
+        Some(Arc::new(
+            NoiseProbe::start().expect("the noise probe needs SCHED_FIFO 99"),
+        ))
     };
     common::app_realtime(Pinning::LastCpu);
-    let (mut port, _chip) = frob_port(Duration::from_micros(200));
+    let (mut port, chip) = frob_port(Duration::from_micros(200));
     if let Some(probe) = &probe {
-        port.watch_platform(probe);
+        port.discount_stalls(probe.clone());
     }
     for i in 0..10_000u32 {
         let req = common::request(i);
@@ -74,6 +88,6 @@ fn ten_thousand_transactions_at_115200_meet_a_3_5_ms_deadline() {
     assert_eq!(s.bytes_received, 10_001);
     assert!(s.status_only_packets > 0, "heartbeats between replies");
     assert_eq!((s.overflows, s.line_errors.total()), (0, 0));
-    assert!(s.chip_lateness.is_some_and(|l| l.count > 0));
+    assert!(chip.lateness().count > 0, "the chip publishes its lateness");
     assert_eq!(s.transport.actual_baud, Some(115_385));
 }

@@ -10,7 +10,9 @@
 //! `prlimit` from util-linux): what `setcap cap_sys_nice+ep` gives a binary
 //! on a kernel whose default memlock limit is 64 KiB. (An rtprio limit is
 //! the other way to grant SCHED_FIFO; raising one needs CAP_SYS_RESOURCE,
-//! which root lacks on this machine.) Setting that up needs root, as CI runs.
+//! which root lacks on this machine.) Setting that up needs root, as CI runs:
+//! the test runs with the `realtime-tests` feature and is reported ignored
+//! otherwise.
 
 use std::process::Command;
 use std::time::Duration;
@@ -21,6 +23,10 @@ use ftdi_rt::{Error, MemoryLocking, Port, PortConfig, RealtimeConfig, RealtimeEr
 const MEMLOCK_LIMIT: usize = 64 * 1024;
 
 #[test]
+#[cfg_attr(
+    not(feature = "realtime-tests"),
+    ignore = "needs root to drop to CAP_SYS_NICE alone (setpriv): run with --features realtime-tests"
+)]
 fn the_default_needs_sched_fifo_alone() {
     let exe = std::env::current_exe().unwrap();
     let out = Command::new("prlimit")
@@ -123,8 +129,9 @@ fn as_an_unprivileged_user() {
 
     // Whole-process locking needs more than this grant, and says which.
     let chip = SimChip::new(streamer, SimConfig::default()).unwrap();
-    let config = PortConfig::default()
-        .with_reader(RealtimeConfig::default().with_memory_locking(MemoryLocking::WholeProcess));
+    let config = PortConfig::default().with_reader_realtime(
+        RealtimeConfig::default().with_memory_locking(MemoryLocking::WholeProcess),
+    );
     match Port::open_sim(chip, &config) {
         Err(Error::Realtime(e @ RealtimeError::MemoryLockDenied { .. })) => {
             let msg = e.to_string();

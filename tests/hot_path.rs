@@ -9,7 +9,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ftdi_rt::sim::{Line, SimChip, SimConfig, WireByte};
+use ftdi_rt::sim::{Line, SimChip, SimConfig, SimHandle, WireByte};
 use ftdi_rt::{Error, FlowControl, Port, PortConfig, Timestamp};
 
 /// Counts every allocation and reallocation in the process.
@@ -61,48 +61,68 @@ fn streamer(byte: WireByte, line: &mut Line<'_>) {
     }
 }
 
-/// Receives `n` bytes, checking them against STREAM; returns the largest
-/// gap between two chunks.
-fn receive_stream(port: &mut ftdi_rt::Receiver, n: usize) -> Duration {
-    let mut got = 0;
+/// What one stream delivered: the largest gap between two chunks, and the
+/// bytes the chip itself reported lost.
+struct Received {
+    max_gap: Duration,
+    lost: u64,
+}
+
+/// Receives a stream of `n` bytes, checking them against STREAM.
+///
+/// A machine stall of the reader longer than the chip's RX FIFO lasts
+/// (256 bytes: 2.8 ms at 921600 Bd; this VM kind stalls for up to tens of
+/// ms) makes the chip drop bytes, as silicon would; it reports that with
+/// the overrun bit and counts them. Lost bytes are counted towards `n`, and
+/// the content is checked up to the first chunk that reports an overrun:
+/// a byte wrong before that is corruption on the host path, and fails.
+fn receive_stream(port: &mut ftdi_rt::Receiver, chip: &SimHandle, n: usize) -> Received {
+    let lost_before = chip.counters().overrun_bytes;
+    let (mut got, mut lost) = (0u64, 0u64);
+    let mut in_sync = true;
     let mut last = Timestamp::now();
     let mut max_gap = Duration::ZERO;
-    while got < n {
+    while got + lost < n as u64 {
         let chunk = port
             .recv_timeout(Duration::from_secs(5))
             .expect("stream stalled");
-        for (i, &b) in chunk.payload().iter().enumerate() {
-            assert_eq!(
-                b,
-                STREAM[(got + i) % STREAM.len()],
-                "data corrupted at {}",
-                got + i
-            );
+        in_sync &= !chunk.line_status().is_some_and(|l| l.overrun());
+        if in_sync {
+            for (i, &b) in chunk.payload().iter().enumerate() {
+                let at = got as usize + i;
+                assert_eq!(b, STREAM[at % STREAM.len()], "data corrupted at {at}");
+            }
         }
-        got += chunk.payload().len();
+        got += chunk.payload().len() as u64;
+        lost = chip.counters().overrun_bytes - lost_before;
         let now = Timestamp::now();
         max_gap = max_gap.max(now.saturating_since(last));
         last = now;
     }
-    max_gap
+    if lost > 0 {
+        println!("the chip dropped {lost} bytes (FIFO overrun: the reader was stalled)");
+    }
+    Received { max_gap, lost }
 }
 
 #[test]
 fn the_hot_path_allocates_nothing_and_waits_on_no_application_lock() {
     let chip = SimChip::new(streamer, SimConfig::default()).unwrap();
+    let handle = chip.handle();
     // 921600 Bd: a 4096-byte burst is ~45 ms of 62-byte packets, one per 0.67 ms.
     let config = PortConfig::default().with_baud(921_600).best_effort();
     let mut port = Port::open_sim(chip, &config).unwrap();
 
     // Warm up every path once (lazy thread-locals, first-use initialisation).
     port.write_all(b"!").unwrap();
-    receive_stream(port.receiver(), STREAM.len());
+    receive_stream(port.receiver(), &handle, STREAM.len());
 
     // 1. No allocation per packet on the reader path or per receive.
     let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let mut lost = 0;
     for _ in 0..3 {
         port.write_all(b"!").unwrap();
-        receive_stream(port.receiver(), STREAM.len());
+        lost += receive_stream(port.receiver(), &handle, STREAM.len()).lost;
     }
     let allocated = ALLOCATIONS.load(Ordering::SeqCst) - before;
     let packets = port.stats().packets;
@@ -110,11 +130,11 @@ fn the_hot_path_allocates_nothing_and_waits_on_no_application_lock() {
         allocated,
         0,
         "{allocated} allocations while {} bytes went through the reader and the channel",
-        3 * STREAM.len()
+        3 * STREAM.len() as u64 - lost
     );
     assert!(
-        packets >= 3 * 4096 / 62,
-        "the stream really went through ({packets} packets)"
+        packets >= (3 * 4096 - lost) / 62,
+        "the stream really went through ({packets} packets, {lost} bytes lost in the chip)"
     );
 
     // 2. No lock a normal-priority thread can hold. While the device streams
@@ -136,7 +156,7 @@ fn the_hot_path_allocates_nothing_and_waits_on_no_application_lock() {
             (start.elapsed(), result)
         });
         std::thread::sleep(Duration::from_millis(20)); // the writer holds the lock
-        let gap = receive_stream(receiver, 2 * STREAM.len());
+        let gap = receive_stream(receiver, &handle, 2 * STREAM.len()).max_gap;
         let (held, result) = writer.join().unwrap();
         (gap, held, result)
     });

@@ -10,12 +10,15 @@
 //!
 //! One test in this file because `mlockall` is process-wide and outlives the
 //! port: the targeted mode runs first, the whole-process mode after it.
+//! It opens with the required realtime setup and expects everything locked,
+//! which needs root (or CAP_SYS_NICE and CAP_IPC_LOCK): it runs with the
+//! `realtime-tests` feature (as CI does) and is reported ignored otherwise.
 
 use std::time::Duration;
 
-use ftdi_rt::pty::PtyDevice;
 use ftdi_rt::sim::{Line, Loopback, SimChip, SimConfig, WireByte};
 use ftdi_rt::{MemoryLocking, PageFaults, Port, PortConfig, RealtimeConfig};
+use ftdi_rt_lab::PtyDevice;
 
 /// Bytes streamed per trigger; a static table so the device allocates nothing.
 static BURST: [u8; 4096] = {
@@ -68,7 +71,7 @@ fn stream_64k(locking: MemoryLocking) -> PageFaults {
     // stall of its thread.
     let config = PortConfig::default()
         .with_baud(921_600)
-        .with_reader(RealtimeConfig::default().with_memory_locking(locking));
+        .with_reader_realtime(RealtimeConfig::default().with_memory_locking(locking));
     let mut port = Port::open_sim(chip, &config).unwrap();
     let memory = port.realtime().memory.clone();
     println!("{locking:?} (sim): {memory}");
@@ -100,12 +103,16 @@ fn stream_64k(locking: MemoryLocking) -> PageFaults {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "realtime-tests"),
+    ignore = "needs SCHED_FIFO and unlimited mlock (root): run with --features realtime-tests"
+)]
 fn the_reader_takes_no_page_fault_after_warm_up_in_either_locking_mode() {
     let hot_path = stream_64k(MemoryLocking::HotPath);
 
     // The kernel tty path locks its read buffer instead of transfer buffers.
     let device = PtyDevice::spawn(Loopback::new()).unwrap();
-    let config = PortConfig::default().with_reader(RealtimeConfig::default());
+    let config = PortConfig::default().with_reader_realtime(RealtimeConfig::default());
     let port = Port::open_tty(device.path(), &config).unwrap();
     let memory = &port.realtime().memory;
     println!("HotPath (tty): {memory}");

@@ -162,6 +162,6 @@ fn the_chip_thread_records_its_own_lateness() {
     // The histogram is published every 50 ms; each packet is one event
     // handled (and measured) by the thread. Read until it shows.
     read_until(&mut chip, 5000, |p| {
-        p.len() >= 100 && handle.lateness().len() >= 100
+        p.len() >= 100 && handle.lateness().count >= 100
     });
 }

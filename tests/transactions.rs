@@ -90,7 +90,7 @@ fn a_late_reply_is_a_miss_and_never_the_next_reply() {
         s.stale_bytes
     );
     assert_eq!(
-        s.host_misses() + s.chip_late_misses + s.platform_late_misses,
+        s.host_misses() + s.explained_by("simulated-chip") + s.explained_by("machine"),
         missed.len() as u64
     );
 }

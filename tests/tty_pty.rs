@@ -7,12 +7,12 @@ mod common;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use ftdi_rt::pty::PtyDevice;
 use ftdi_rt::sim::{Frobnicator, Loopback};
 use ftdi_rt::{
     DataBits, Error, FlowControl, LineProperties, LineStatus, Parity, Pinning, Port, PortConfig,
     ReplyEnd, StopBits, TransportKind,
 };
+use ftdi_rt_lab::PtyDevice;
 
 /// Generous: a pty reply crosses two kworker hops, and CI machines are busy.
 const DEADLINE: Duration = Duration::from_millis(50);
@@ -128,7 +128,7 @@ fn settings_a_pty_can_take_and_what_it_lacks() {
     port.purge_rx().unwrap();
     port.purge_tx().unwrap();
     port.set_event_char(None).unwrap();
-    let (modem, line_status) = port.poll_status().unwrap();
+    let (modem, line_status) = port.query_status().unwrap();
     assert_eq!(modem.0, 0);
     assert_eq!(line_status, LineStatus(LineStatus::THRE | LineStatus::TEMT));
     let notes = port.transport_info().notes.join("\n");
@@ -234,7 +234,7 @@ fn the_far_side_hanging_up_disconnects_the_port() {
         start.elapsed()
     );
     assert!(matches!(
-        port.link().write_all(&req),
+        port.writer().write_all(&req),
         Err(Error::Disconnected)
     ));
 }

@@ -205,19 +205,32 @@ pub fn stream_until_disconnected(
 /// piece only waits for room in the chip's TX FIFO. Returns the time from
 /// the first write to the last byte back.
 pub fn echo_streaming(port: &mut Port, data: &[u8], limit: Duration) -> Result<Duration, String> {
-    const PIECE: usize = 256;
+    echo_streaming_in_pieces(port, data, 256, limit)
+}
+
+/// [`echo_streaming`] with writes of `piece` bytes. Each write is a round
+/// trip to the device, so at high baud rates small pieces leave the chip's
+/// TX idle between them; pieces of a few KiB keep it busy (what a
+/// throughput measurement needs).
+pub fn echo_streaming_in_pieces(
+    port: &mut Port,
+    data: &[u8],
+    piece: usize,
+    limit: Duration,
+) -> Result<Duration, String> {
+    let piece = piece.max(1);
     port.receiver().discard_pending();
     let (receiver, link) = port.split();
     let stop = AtomicBool::new(false);
     let start = Instant::now();
     std::thread::scope(|s| {
         let writer = s.spawn(|| -> Result<(), String> {
-            for (k, piece) in data.chunks(PIECE).enumerate() {
+            for (k, bytes) in data.chunks(piece).enumerate() {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                link.write_all(piece)
-                    .map_err(|e| format!("write at byte {}: {e}", k * PIECE))?;
+                link.write_all(bytes)
+                    .map_err(|e| format!("write at byte {}: {e}", k * piece))?;
             }
             Ok(())
         });

@@ -9,11 +9,21 @@
 //!   checks QEMU's trace log ([`trace`]) and judges the run.
 //!
 //! [`proto`] holds the text formats both sides share.
+//!
+//! The timing tier (`hil-tests/vtime/`) boots a guest with a deterministic
+//! clock and attaches ftdi-rt's simulated chip to the guest's kernel through
+//! USB/IP ([`vdev`], [`virtual_ftdi`]): `vtime-guest` runs the comparison
+//! of the three contenders under load ([`timing`]) and the faithful-device
+//! cases ([`faithful`]); the host binary `vtime-report` judges the rows.
 
 pub mod checks;
 pub mod compare_table;
+pub mod faithful;
 pub mod firmware;
 pub mod guest;
 pub mod host;
 pub mod proto;
+pub mod timing;
 pub mod trace;
+pub mod vdev;
+pub mod virtual_ftdi;

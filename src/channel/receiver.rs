@@ -12,8 +12,8 @@ use mio::unix::SourceFd;
 use super::chunk::Chunk;
 use super::shared::Shared;
 use crate::error::{Error, Result};
-use crate::stats::new_latency_histogram;
-use crate::time::Timestamp;
+use crate::stats::{LatencySummary, new_latency_histogram, record};
+use crate::time::{Deadline, Timestamp};
 
 /// What the application receives from: a file descriptor that becomes
 /// readable when data arrives, plus blocking, non-blocking and `io::Read`
@@ -119,14 +119,24 @@ impl Receiver {
         }
     }
 
-    /// Time from arrival to the application taking each chunk, in nanoseconds.
-    pub fn delivery_latency(&self) -> &Histogram<u64> {
+    /// Time from each chunk's arrival to the application taking it, summarised.
+    pub fn delivery_latency(&self) -> LatencySummary {
+        LatencySummary::from_histogram(&self.delivery)
+    }
+
+    /// The delivery latencies themselves (for the port's statistics).
+    pub(crate) fn delivery_histogram(&self) -> &Histogram<u64> {
         &self.delivery
     }
 
-    /// Chunks and payload bytes taken by the application so far.
-    pub fn received(&self) -> (u64, u64) {
-        (self.chunks, self.bytes)
+    /// Chunks the application has taken so far.
+    pub fn delivered_chunks(&self) -> u64 {
+        self.chunks
+    }
+
+    /// Payload bytes the application has taken so far.
+    pub fn delivered_bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// Prepares the head of the ring: pops the chunk handed out last time,
@@ -168,29 +178,23 @@ impl Receiver {
     }
 
     fn wait_ready(&mut self, timeout: Option<Duration>) -> Result<()> {
-        let start = Timestamp::now();
-        loop {
-            if self.ready()? {
-                return Ok(());
-            }
-            self.shared.bell.arm();
-            if self.ready()? {
-                return Ok(());
-            }
-            let remaining = match timeout {
-                None => None,
-                Some(t) => {
-                    let left = t.saturating_sub(start.elapsed());
-                    if left.is_zero() {
-                        return Err(Error::TimedOut {
-                            operation: "receive",
-                            after: t,
-                        });
-                    }
-                    Some(left)
-                }
-            };
-            self.shared.bell.wait(remaining)?;
+        let deadline = timeout.map(Deadline::from_now);
+        // The doorbell lives in the shared state `ready` also reads.
+        let shared = Arc::clone(&self.shared);
+        let outcome = shared.bell.wait_until(deadline, || match self.ready() {
+            Ok(false) => None,
+            Ok(true) => Some(Ok(())),
+            Err(e) => Some(Err(e)),
+        })?;
+        match (outcome, timeout) {
+            (Some(ready), _) => ready,
+            (None, Some(after)) => Err(Error::TimedOut {
+                operation: "receive",
+                after,
+            }),
+            // Without a deadline wait_until returns only what it found;
+            // should it ever come back empty, wait again.
+            (None, None) => self.wait_ready(None),
         }
     }
 
@@ -210,9 +214,8 @@ impl Receiver {
             return;
         }
         if let Ok(chunk) = self.ring.peek() {
-            let now = Timestamp::now();
-            let latency = now.saturating_since(chunk.arrived).as_nanos() as u64;
-            self.delivery.saturating_record(latency.max(1));
+            let latency = Timestamp::now().saturating_since(chunk.arrived);
+            record(&mut self.delivery, latency);
             self.chunks += 1;
             self.bytes += u64::from(chunk.end - chunk.start);
             self.head_recorded = true;

@@ -1,7 +1,6 @@
 //! The realtime end of the channel.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use super::chunk::{CHUNK_CAPACITY, Chunk};
 use super::shared::Shared;
@@ -51,10 +50,8 @@ impl Sender {
             }
             Err(_) => {
                 self.pending_lost += payload.len() as u64;
-                self.shared.overflow_chunks.fetch_add(1, Ordering::Relaxed);
-                self.shared
-                    .overflow_bytes
-                    .fetch_add(payload.len() as u64, Ordering::Relaxed);
+                self.shared.overflow_chunks.add(1);
+                self.shared.overflow_bytes.add(payload.len() as u64);
                 false
             }
         }

@@ -6,6 +6,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::doorbell::Doorbell;
+use crate::stats::Counter;
 
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -17,9 +18,9 @@ pub(crate) struct Shared {
     /// Bytes dropped that no later chunk could carry before the close.
     pub(crate) lost_at_close: AtomicU64,
     /// Chunks dropped because the ring was full (statistics).
-    pub(crate) overflow_chunks: AtomicU64,
+    pub(crate) overflow_chunks: Counter,
     /// Bytes dropped because the ring was full (statistics).
-    pub(crate) overflow_bytes: AtomicU64,
+    pub(crate) overflow_bytes: Counter,
 }
 
 impl Shared {
@@ -28,8 +29,8 @@ impl Shared {
             bell: Doorbell::new()?,
             closed: AtomicBool::new(false),
             lost_at_close: AtomicU64::new(0),
-            overflow_chunks: AtomicU64::new(0),
-            overflow_bytes: AtomicU64::new(0),
+            overflow_chunks: Counter::default(),
+            overflow_bytes: Counter::default(),
         })
     }
 

@@ -43,8 +43,8 @@ fn chunks_arrive_in_order_with_status_and_time() {
     assert_eq!(c.payload(), b"de");
     assert_eq!(c.line_status(), None);
     assert!(rx.try_recv().unwrap().is_none());
-    assert_eq!(rx.received(), (2, 5));
-    assert_eq!(rx.delivery_latency().len(), 2);
+    assert_eq!((rx.delivered_chunks(), rx.delivered_bytes()), (2, 5));
+    assert_eq!(rx.delivery_latency().count, 2);
 }
 
 #[test]
@@ -64,12 +64,7 @@ fn a_full_ring_drops_and_reports_the_loss_where_it_happened() {
         other => panic!("expected Overflow, got {other:?}"),
     }
     assert_eq!(rx.try_recv().unwrap().unwrap().payload(), b"D");
-    assert_eq!(
-        shared
-            .overflow_chunks
-            .load(std::sync::atomic::Ordering::Relaxed),
-        2
-    );
+    assert_eq!(shared.overflow_chunks.get(), 2);
 }
 
 #[test]

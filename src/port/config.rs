@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::proto::{FlowControl, Interface, LineProperties};
 use crate::realtime::{RealtimeConfig, RealtimePolicy};
+use crate::transport::OpenOptions;
 use crate::transport::usb::UsbId;
 
 /// Settings for opening a [`Port`](crate::Port). Every field has a default
@@ -12,6 +13,7 @@ use crate::transport::usb::UsbId;
 /// `with_*` methods.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
+#[non_exhaustive]
 pub struct PortConfig {
     /// Baud rate (default 115200). The actual rate is reported in the statistics.
     pub baud: u32,
@@ -40,9 +42,9 @@ pub struct PortConfig {
     pub channel_capacity: usize,
     /// Largest reply a transaction collects (default 4096 bytes).
     pub reply_capacity: usize,
-    /// How the reader thread runs (default SCHED_FIFO 80 on the last CPU,
-    /// its hot path's memory locked, required).
-    pub reader: RealtimeConfig,
+    /// How the port's own reader thread runs (default SCHED_FIFO 80 on the
+    /// last CPU, its hot path's memory locked, required).
+    pub reader_realtime: RealtimeConfig,
     /// Timeout of a write (default 1 s).
     pub write_timeout: Duration,
     /// Timeout of a control request (default 1 s; the kernel uses 1–5 s).
@@ -67,7 +69,7 @@ impl Default for PortConfig {
             transfers_in_flight: 4,
             channel_capacity: 1024,
             reply_capacity: 4096,
-            reader: RealtimeConfig::default(),
+            reader_realtime: RealtimeConfig::default(),
             write_timeout: Duration::from_secs(1),
             control_timeout: Duration::from_secs(1),
             usb_ids: Vec::new(),
@@ -132,15 +134,15 @@ impl PortConfig {
         self.reply_capacity = bytes;
         self
     }
-    /// Sets how the reader thread runs.
-    pub fn with_reader(mut self, reader: RealtimeConfig) -> Self {
-        self.reader = reader;
+    /// Sets how the port's own reader thread runs.
+    pub fn with_reader_realtime(mut self, realtime: RealtimeConfig) -> Self {
+        self.reader_realtime = realtime;
         self
     }
     /// Runs the reader without the realtime guarantee where it is refused
     /// (recorded in the statistics).
     pub fn best_effort(mut self) -> Self {
-        self.reader.policy = RealtimePolicy::BestEffort;
+        self.reader_realtime.policy = RealtimePolicy::BestEffort;
         self
     }
     /// Sets the write timeout.
@@ -158,6 +160,17 @@ impl PortConfig {
     pub fn with_usb_id(mut self, vendor: u16, product: u16) -> Self {
         self.usb_ids.push(UsbId { vendor, product });
         self
+    }
+
+    /// What the transport needs of this configuration.
+    pub(crate) fn open_options(&self) -> OpenOptions {
+        OpenOptions {
+            baud: self.baud,
+            interface: self.interface,
+            transfers_in_flight: self.transfers_in_flight,
+            control_timeout: self.control_timeout,
+            usb_ids: self.usb_ids.clone(),
+        }
     }
 
     /// Checks the values that have no natural type-level bound.
@@ -199,7 +212,7 @@ mod tests {
             (c.baud, c.latency_timer_ms, c.transfers_in_flight),
             (115_200, 1, 4)
         );
-        assert_eq!(c.reader.priority, 80);
+        assert_eq!(c.reader_realtime.priority, 80);
         assert!(c.validate().is_ok());
     }
 

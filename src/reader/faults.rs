@@ -27,12 +27,12 @@ pub(crate) struct FaultCounter {
 impl FaultCounter {
     /// Reader thread, first thing: who to read.
     pub(crate) fn started(&self) {
-        self.tid.store(sys::gettid(), Ordering::Release);
+        self.tid.store(sys::sched::gettid(), Ordering::Release);
     }
 
     /// Reader thread, after locking and prefaulting.
     pub(crate) fn setup_done(&self) {
-        if let Ok((minor, major)) = sys::thread_page_faults() {
+        if let Ok((minor, major)) = sys::mem::thread_page_faults() {
             self.setup_minor.store(minor, Ordering::Relaxed);
             self.setup_major.store(major, Ordering::Release);
         }
@@ -40,7 +40,7 @@ impl FaultCounter {
 
     /// Reader thread, last thing (also when it unwinds).
     pub(crate) fn finished(&self) {
-        if let Ok((minor, major)) = sys::thread_page_faults() {
+        if let Ok((minor, major)) = sys::mem::thread_page_faults() {
             self.final_minor.store(minor, Ordering::Relaxed);
             self.final_major.store(major, Ordering::Relaxed);
         }
@@ -64,7 +64,7 @@ impl FaultCounter {
             if tid == 0 {
                 return None;
             }
-            let (minor, major) = sys::task_page_faults(tid).ok()?;
+            let (minor, major) = sys::mem::task_page_faults(tid).ok()?;
             // The thread may have exited between the flag and the read.
             if self.finished.load(Ordering::Acquire) {
                 return self.read();

@@ -1,6 +1,6 @@
 //! The realtime reader thread, shared by every transport.
 //!
-//! It makes itself realtime ([`make_current_thread_realtime`]), prefaults and
+//! It starts through [`realtime::spawn`] (realtime first), prefaults and
 //! locks what it touches per packet (the channel ring and state, the
 //! transport's buffers and state; the stack was locked by the former), starts
 //! the transport's inbound transfers, then loops: wait for completions, run
@@ -14,27 +14,21 @@ mod pipeline;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 
 pub(crate) use pipeline::Pipeline;
 
 use crate::doorbell::Doorbell;
 use crate::error::{Error, Result};
 use crate::realtime::memory::{HotRegions, lock_regions};
-use crate::realtime::{
-    RealtimeConfig, RealtimeStatus, effective_locking, make_current_thread_realtime,
-};
+use crate::realtime::{self, RealtimeConfig, RealtimeStatus, RtThread, effective_locking};
 use crate::stats::ReaderPageFaults;
 use crate::time::Timestamp;
 use crate::transport::{Inbound, LinkLost};
 
-/// Stack for realtime threads: comfortably above the prefaulted part.
-pub(crate) const REALTIME_STACK_BYTES: usize = 1024 * 1024;
-
 /// Owns the reader thread; dropping it stops and joins the thread.
 #[derive(Debug)]
 pub(crate) struct ReaderHandle {
-    thread: Option<JoinHandle<()>>,
+    thread: Option<RtThread>,
     stop: Arc<AtomicBool>,
     wake: Arc<Doorbell>,
     faults: Arc<faults::FaultCounter>,
@@ -52,6 +46,8 @@ impl ReaderHandle {
         self.stop.store(true, Ordering::Release);
         self.wake.ring_always();
         if let Some(thread) = self.thread.take() {
+            // A reader that panicked has closed the channel (its pipeline
+            // dropped); the panic message went to stderr.
             let _ = thread.join();
         }
     }
@@ -63,76 +59,56 @@ impl Drop for ReaderHandle {
     }
 }
 
-/// Spawns the reader for `transport`. `wake` is the doorbell the transport's
-/// `wait` also listens to, so a stop request interrupts it at once. Returns
-/// when the thread is realtime and its transfers are in flight, or with the
-/// error that prevented it.
+/// Spawns the reader for `transport` (through [`realtime::spawn`]). `wake`
+/// is the doorbell the transport's `wait` also listens to, so a stop
+/// request interrupts it at once. Returns when the thread is realtime, its
+/// hot path resident and its transfers in flight, or with the error that
+/// prevented it.
 pub(crate) fn spawn<T: Inbound>(
     mut transport: T,
     mut pipeline: Pipeline,
-    realtime: RealtimeConfig,
+    config: &RealtimeConfig,
     wake: Arc<Doorbell>,
     name: &str,
 ) -> Result<(ReaderHandle, RealtimeStatus)> {
-    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<RealtimeStatus>>(1);
     let stop = Arc::new(AtomicBool::new(false));
     let thread_stop = stop.clone();
     let fault_counter = Arc::new(faults::FaultCounter::default());
     let thread_faults = fault_counter.clone();
-    let thread = std::thread::Builder::new()
-        .name(name.into())
-        .stack_size(REALTIME_STACK_BYTES)
-        .spawn(move || {
-            let _record = faults::FinishOnDrop(&thread_faults);
-            thread_faults.started();
-            let mut status = match make_current_thread_realtime(&realtime) {
-                Ok(status) => status,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.into()));
-                    return;
-                }
-            };
-            // Small state first, the channel ring (the largest) last: under a
-            // small RLIMIT_MEMLOCK what is locked is what matters most.
-            let mut regions = HotRegions::default();
-            pipeline.hot_state(&mut regions);
-            transport.hot_memory(&mut regions);
-            pipeline.hot_ring(&mut regions);
-            let (mut lease, memory) = lock_regions(effective_locking(&realtime, &status), &regions);
-            status.memory.absorb(memory);
-            if let Err(LinkLost(why)) = transport.start() {
-                transport.shutdown();
-                let _ = ready_tx.send(Err(Error::Usb {
-                    operation: "starting the inbound transfers",
-                    reason: why,
-                }));
-                return;
-            }
-            thread_faults.setup_done();
-            let _ = ready_tx.send(Ok(status));
-            run(&mut transport, &mut pipeline, &thread_stop);
-            // While the buffers are still allocated (they drop after this).
-            lease.release();
-        })?;
-    let mut handle = ReaderHandle {
+    let locking_config = *config;
+    let (thread, status) = realtime::spawn(name, config, move |mut startup| {
+        let _record = faults::FinishOnDrop(&thread_faults);
+        thread_faults.started();
+        // Small state first, the channel ring (the largest) last: under a
+        // small RLIMIT_MEMLOCK what is locked is what matters most.
+        let mut regions = HotRegions::default();
+        pipeline.hot_state(&mut regions);
+        transport.hot_memory(&mut regions);
+        pipeline.hot_ring(&mut regions);
+        let locking = effective_locking(&locking_config, startup.status());
+        let (mut lease, memory) = lock_regions(locking, &regions);
+        startup.status_mut().memory.absorb(memory);
+        if let Err(LinkLost(why)) = transport.start() {
+            transport.shutdown();
+            startup.fail(Error::Usb {
+                operation: "starting the inbound transfers",
+                reason: why,
+            });
+            return;
+        }
+        thread_faults.setup_done();
+        startup.ready();
+        run(&mut transport, &mut pipeline, &thread_stop);
+        // While the buffers are still allocated (they drop after this).
+        lease.release();
+    })?;
+    let handle = ReaderHandle {
         thread: Some(thread),
         stop,
         wake,
         faults: fault_counter,
     };
-    match ready_rx.recv() {
-        Ok(Ok(status)) => Ok((handle, status)),
-        Ok(Err(e)) => {
-            handle.stop();
-            Err(e)
-        }
-        Err(_) => {
-            handle.stop();
-            Err(Error::Io(std::io::Error::other(
-                "the reader thread died while starting",
-            )))
-        }
-    }
+    Ok((handle, status))
 }
 
 fn run<T: Inbound>(transport: &mut T, pipeline: &mut Pipeline, stop: &AtomicBool) {

@@ -92,13 +92,15 @@ impl Pipeline {
                 for packet in proto::packets(completion.data, max_packet_size) {
                     match packet {
                         Ok(packet) => self.on_packet(packet, completion.at),
-                        Err(_) => Counters::add(&self.counters.malformed, 1),
+                        Err(_) => self.counters.malformed.add(1),
                     }
                 }
             }
             Framing::Raw => {
-                Counters::add(&self.counters.packets, 1);
-                Counters::add(&self.counters.payload_bytes, completion.data.len() as u64);
+                self.counters.packets.add(1);
+                self.counters
+                    .payload_bytes
+                    .add(completion.data.len() as u64);
                 for piece in completion.data.chunks(CHUNK_CAPACITY) {
                     self.sender.push(piece, None, completion.at);
                 }
@@ -110,21 +112,21 @@ impl Pipeline {
 
     fn on_packet(&mut self, packet: Packet<'_>, at: Timestamp) {
         let c = &*self.counters;
-        Counters::add(&c.packets, 1);
+        c.packets.add(1);
         let lines = packet.modem.lines();
         if self.last_lines.is_some_and(|last| last != lines) {
-            Counters::add(&c.modem_changes, 1);
+            c.modem_changes.add(1);
         }
         self.last_lines = Some(lines);
         c.modem.store(packet.modem.0, Ordering::Relaxed);
         c.line.store(packet.line.0, Ordering::Relaxed);
         if packet.is_status_only() {
-            Counters::add(&c.status_only, 1);
+            c.status_only.add(1);
             self.heartbeats = true;
             return;
         }
         c.count_line_errors(packet.line);
-        Counters::add(&c.payload_bytes, packet.payload.len() as u64);
+        c.payload_bytes.add(packet.payload.len() as u64);
         let status = Some((packet.modem, packet.line));
         // A descriptor may claim more than 512 bytes; never overrun a chunk.
         for piece in packet.payload.chunks(CHUNK_CAPACITY) {
@@ -141,7 +143,7 @@ impl Pipeline {
             && now.saturating_since(self.last_packet) > self.latency_period() * STALL_PERIODS
         {
             self.stalled = true;
-            Counters::add(&self.counters.stalls, 1);
+            self.counters.stalls.add(1);
         }
         self.sender.flush_loss();
     }

@@ -46,6 +46,7 @@ pub enum MemoryLocking {
 
 /// One kind of memory on the hot path and its page-rounded size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HotRegion {
     /// What it is ("stack", "channel ring", "transfer buffers", ...).
     pub what: &'static str,
@@ -55,6 +56,7 @@ pub struct HotRegion {
 
 /// What was made resident, and how (new in issue 17).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MemoryStatus {
     /// What was asked for.
     pub locking: MemoryLocking,
@@ -192,7 +194,7 @@ impl MemoryLease {
         if self.pages.is_empty() {
             return;
         }
-        let page = sys::page_size();
+        let page = sys::mem::page_size();
         let keep = self.keep_locked || WHOLE_PROCESS_LOCKED.load(Ordering::SeqCst);
         let mut registry = LOCKED_PAGES.lock().unwrap_or_else(|p| p.into_inner());
         let mut freed = Vec::new();
@@ -208,7 +210,7 @@ impl MemoryLease {
         if !keep {
             for (start, n) in runs(&freed) {
                 // Failure leaves the pages locked, which is safe.
-                let _ = sys::munlock(start * page, n * page);
+                let _ = sys::mem::munlock(start * page, n * page);
             }
         }
     }
@@ -234,11 +236,11 @@ fn runs(pages: &[usize]) -> Vec<(usize, usize)> {
 
 /// Bytes `mlock` may still add without CAP_IPC_LOCK (`None`: no limit applies).
 fn memlock_budget() -> Option<(usize, usize, usize)> {
-    if sys::has_capability(sys::CAP_IPC_LOCK) {
+    if sys::sched::has_capability(sys::sched::CAP_IPC_LOCK) {
         return None;
     }
-    let limit = usize::try_from(sys::memlock_limit().ok()??).unwrap_or(usize::MAX);
-    let used = sys::process_locked_bytes().unwrap_or(0);
+    let limit = usize::try_from(sys::mem::memlock_limit().ok()??).unwrap_or(usize::MAX);
+    let used = sys::mem::process_locked_bytes().unwrap_or(0);
     Some((limit, used, limit.saturating_sub(used)))
 }
 
@@ -250,7 +252,7 @@ pub(crate) fn lock_regions(
     locking: MemoryLocking,
     regions: &HotRegions,
 ) -> (MemoryLease, MemoryStatus) {
-    let page = sys::page_size();
+    let page = sys::mem::page_size();
     let mut status = MemoryStatus {
         locking,
         ..MemoryStatus::default()
@@ -280,13 +282,13 @@ pub(crate) fn lock_regions(
         MemoryLocking::Off => return (lease, status),
         MemoryLocking::WholeProcess => {
             status.locked_bytes = status.hot_path_bytes;
-            status.process_locked_bytes = sys::process_locked_bytes();
+            status.process_locked_bytes = sys::mem::process_locked_bytes();
             return (lease, status);
         }
         MemoryLocking::HotPath if WHOLE_PROCESS_LOCKED.load(Ordering::SeqCst) => {
             // mlockall is in force: everything is locked already.
             status.locked_bytes = status.hot_path_bytes;
-            status.process_locked_bytes = sys::process_locked_bytes();
+            status.process_locked_bytes = sys::mem::process_locked_bytes();
             return (lease, status);
         }
         MemoryLocking::HotPath => {}
@@ -297,7 +299,7 @@ pub(crate) fn lock_regions(
     let mut refused: Option<std::io::Error> = None;
     let mut newly_locked = 0usize;
     let mut registry = LOCKED_PAGES.lock().unwrap_or_else(|p| p.into_inner());
-    let before = sys::process_locked_bytes();
+    let before = sys::mem::process_locked_bytes();
     for (_, pages) in &ordered {
         let mut fresh = Vec::new();
         for &p in pages {
@@ -316,7 +318,7 @@ pub(crate) fn lock_regions(
             if fit == 0 || refused.is_some() {
                 continue;
             }
-            match sys::mlock(start * page, fit * page) {
+            match sys::mem::mlock(start * page, fit * page) {
                 Ok(()) => {
                     for p in start..start + fit {
                         registry.insert(p, 1);
@@ -330,7 +332,7 @@ pub(crate) fn lock_regions(
             }
         }
     }
-    let after = sys::process_locked_bytes();
+    let after = sys::mem::process_locked_bytes();
     drop(registry);
     // VmLck grows only by pages that were not locked before: if it grew by
     // less, some belonged to someone else's lock, which must survive ours.
@@ -384,7 +386,7 @@ mod tests {
 
     #[test]
     fn shared_pages_stay_locked_until_the_last_holder_lets_go() {
-        let page = sys::page_size();
+        let page = sys::mem::page_size();
         // A mapping of its own: glibc serves 40 MiB with mmap whatever its
         // dynamic threshold (at most 32 MiB), untouched until locked.
         let buf = vec![0u8; 40 << 20];
@@ -412,7 +414,7 @@ mod tests {
 
     #[test]
     fn off_prefaults_nothing_itself_and_locks_nothing() {
-        let page = sys::page_size();
+        let page = sys::mem::page_size();
         let buf = vec![3u8; 64 * page];
         let mut r = HotRegions::default();
         r.add("buffer", &buf[..]);

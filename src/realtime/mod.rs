@@ -1,19 +1,21 @@
 //! Putting a thread under `SCHED_FIFO`, pinned to one CPU, with what it
 //! touches kept resident.
 //!
-//! The reader thread calls [`make_current_thread_realtime`] before it touches
-//! the device; applications may call it on their own receiving thread too
-//! (the example loop does). By default every part is required and a refusal
+//! Every realtime thread of the crate starts through [`spawn`], which calls
+//! [`make_current_thread_realtime`] before the thread's body runs and hands
+//! the caller the [`RealtimeStatus`]; applications may call the latter on
+//! their own receiving thread too (the example loop does). By default every part is required and a refusal
 //! is an error that says how to grant it; [`RealtimePolicy::BestEffort`] takes
 //! what it can get and records the shortfall in [`RealtimeStatus`], which the
 //! statistics carry, so a best-effort run is never mistaken for a guaranteed one.
 //!
-//! Memory ([`memory`]): by default a thread locks only its own hot path
+//! Memory: by default a thread locks only its own hot path
 //! ([`MemoryLocking::HotPath`]), so the one grant the default needs is
 //! `SCHED_FIFO` (CAP_SYS_NICE or an rtprio limit); `mlockall` is the explicit
 //! [`MemoryLocking::WholeProcess`].
 
 pub(crate) mod memory;
+mod spawn;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -25,6 +27,8 @@ use thread_priority::{
 
 pub use self::memory::{HotRegion, MemoryLocking, MemoryStatus};
 use self::memory::{HotRegions, MemoryLease, lock_regions};
+pub use self::spawn::{RtThread, Startup, spawn};
+pub use crate::error::RealtimeError;
 use crate::sys;
 
 /// What to do when part of the realtime setup is refused.
@@ -62,6 +66,7 @@ pub enum Pinning {
 /// memory locked ([`MemoryLocking::HotPath`]), every part required.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use]
+#[non_exhaustive]
 pub struct RealtimeConfig {
     /// `SCHED_FIFO` priority, 1..=99.
     pub priority: u8,
@@ -122,6 +127,7 @@ impl RealtimeConfig {
 
 /// What a realtime setup actually obtained.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RealtimeStatus {
     /// Everything that was asked for took effect: the guaranteed mode.
     pub guaranteed: bool,
@@ -154,65 +160,9 @@ impl fmt::Display for RealtimeStatus {
     }
 }
 
-/// A part of the realtime setup was refused. Each message says how to grant it.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RealtimeError {
-    /// `sched_setscheduler(SCHED_FIFO)` failed.
-    #[error(
-        "SCHED_FIFO priority {priority} was refused ({reason}; RLIMIT_RTPRIO is {rtprio_limit}). \
-         This is the one grant the default needs (the reader locks only its own hot path, \
-         within RLIMIT_MEMLOCK). Grant it in one of these ways: give the binary the \
-         capability with `sudo setcap cap_sys_nice+ep <binary>`; or allow your user realtime \
-         priority with a line `<user> - rtprio 99` in /etc/security/limits.d/99-realtime.conf \
-         (log in again afterwards; LimitRTPRIO=99 for a systemd service; --cap-add SYS_NICE \
-         in a container); or run as root. Or opt in to best-effort mode \
-         (RealtimePolicy::BestEffort, `--best-effort` in the examples), which the statistics \
-         record"
-    )]
-    SchedFifoDenied {
-        /// The priority asked for.
-        priority: u8,
-        /// What the OS said.
-        reason: String,
-        /// The current RLIMIT_RTPRIO soft limit.
-        rtprio_limit: u64,
-    },
-    /// Pinning to the CPU failed or did not take.
-    #[error(
-        "could not pin the thread to CPU {cpu}: {reason}. This process may use CPUs {allowed:?} \
-         (see `taskset -p $$` and the cgroup's cpuset); choose one of those"
-    )]
-    PinningFailed {
-        /// The CPU asked for.
-        cpu: usize,
-        /// What went wrong.
-        reason: String,
-        /// The CPUs the process may use.
-        allowed: Vec<usize>,
-    },
-    /// `mlockall` ([`MemoryLocking::WholeProcess`]) was refused or would
-    /// exhaust RLIMIT_MEMLOCK.
-    #[error(
-        "locking the whole process (mlockall, MemoryLocking::WholeProcess) was refused: \
-         {reason}. Grant it with `sudo setcap cap_sys_nice,cap_ipc_lock+ep <binary>`, or a line \
-         `<user> - memlock unlimited` in /etc/security/limits.d/99-realtime.conf (log in \
-         again; LimitMEMLOCK=infinity for a service), or run as root; or use the default \
-         MemoryLocking::HotPath, which locks only the reader's own memory and needs no grant \
-         beyond SCHED_FIFO"
-    )]
-    MemoryLockDenied {
-        /// What went wrong.
-        reason: String,
-    },
-    /// The priority is outside 1..=99.
-    #[error("SCHED_FIFO priority must be 1..=99, got {0}")]
-    InvalidPriority(u8),
-}
-
 /// Stack below the current frame that [`MemoryLocking::HotPath`] locks: the
 /// reader's deepest per-packet call chain (libusb's event handling included)
-/// uses a few KiB; the rest is margin. [`sys::prefault_stack`] touches more.
+/// uses a few KiB; the rest is margin. [`sys::mem::prefault_stack`] touches more.
 pub(crate) const STACK_LOCK_BYTES: usize = 32 * 1024;
 
 /// At most this much of the stack above the current frame is locked (the
@@ -230,7 +180,7 @@ fn stack_region() -> HotRegions {
     let mut regions = HotRegions::default();
     let marker = 0u8;
     let sp = std::hint::black_box(&marker) as *const u8 as usize;
-    if let Ok((low, high)) = sys::current_stack() {
+    if let Ok((low, high)) = sys::mem::current_stack() {
         let start = sp.saturating_sub(STACK_LOCK_BYTES).max(low);
         let end = high.min(sp.saturating_add(STACK_ABOVE_LOCK_MAX));
         regions.add_range("stack", start, end.saturating_sub(start));
@@ -252,7 +202,7 @@ pub fn make_current_thread_realtime(
     config: &RealtimeConfig,
 ) -> Result<RealtimeStatus, RealtimeError> {
     // Learn the process's CPU set before this thread is pinned.
-    let _ = sys::process_cpus();
+    let _ = sys::sched::process_cpus();
     if !(1..=99).contains(&config.priority) {
         return Err(RealtimeError::InvalidPriority(config.priority));
     }
@@ -265,7 +215,7 @@ pub fn make_current_thread_realtime(
             ThreadPriority::Crossplatform(0u8.try_into().unwrap_or_default()),
             ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
         );
-        let _ = sys::unpin();
+        let _ = sys::sched::unpin();
         STACK_LEASE.with(|l| *l.borrow_mut() = None);
         status.memory.locking = MemoryLocking::Off;
         status
@@ -301,14 +251,14 @@ pub fn make_current_thread_realtime(
         Ok(cpu) => status.cpu = cpu,
         Err(e) => note(&mut status, e)?,
     }
-    sys::prefault_stack();
+    sys::mem::prefault_stack();
     let (lease, memory) = lock_regions(locking, &stack_region());
     // Replacing an earlier lease releases it after the new one holds the pages.
     STACK_LEASE.with(|l| *l.borrow_mut() = Some(lease));
     status.memory = memory;
     // A SCHED_FIFO thread already gets zero slack; this also tightens a
     // best-effort thread's sleeps.
-    let _ = sys::set_timer_slack_ns(1);
+    let _ = sys::sched::set_timer_slack_ns(1);
     status.guaranteed = status.shortfalls.is_empty();
     Ok(status)
 }
@@ -326,8 +276,8 @@ fn lock_memory() -> Result<(), RealtimeError> {
     // With MCL_FUTURE every later allocation counts against RLIMIT_MEMLOCK;
     // under a finite limit a later allocation could fail and abort the
     // process, so a finite limit without CAP_IPC_LOCK counts as refused.
-    let privileged = sys::has_capability(sys::CAP_IPC_LOCK);
-    if let (false, Ok(Some(limit))) = (privileged, sys::memlock_limit()) {
+    let privileged = sys::sched::has_capability(sys::sched::CAP_IPC_LOCK);
+    if let (false, Ok(Some(limit))) = (privileged, sys::mem::memlock_limit()) {
         return Err(RealtimeError::MemoryLockDenied {
             reason: format!(
                 "RLIMIT_MEMLOCK is {} KiB and the process lacks CAP_IPC_LOCK",
@@ -335,7 +285,7 @@ fn lock_memory() -> Result<(), RealtimeError> {
             ),
         });
     }
-    sys::lock_all_memory().map_err(|e| RealtimeError::MemoryLockDenied {
+    sys::mem::lock_all_memory().map_err(|e| RealtimeError::MemoryLockDenied {
         reason: e.to_string(),
     })
 }
@@ -344,7 +294,7 @@ fn set_fifo(priority: u8) -> Result<(), RealtimeError> {
     let denied = |reason: String| RealtimeError::SchedFifoDenied {
         priority,
         reason,
-        rtprio_limit: sys::rtprio_limit().unwrap_or(0),
+        rtprio_limit: sys::sched::rtprio_limit().unwrap_or(0),
     };
     let prio = ThreadPriority::Crossplatform(
         priority
@@ -371,12 +321,12 @@ fn set_fifo(priority: u8) -> Result<(), RealtimeError> {
 }
 
 fn pin(pinning: Pinning) -> Result<Option<usize>, RealtimeError> {
-    let allowed = sys::process_cpus()
+    let allowed = sys::sched::process_cpus()
         .map(<[usize]>::to_vec)
         .unwrap_or_default();
     let cpu = match pinning {
         Pinning::Unpinned => {
-            return sys::unpin()
+            return sys::sched::unpin()
                 .map(|()| None)
                 .map_err(|e| RealtimeError::PinningFailed {
                     cpu: 0,
@@ -407,11 +357,14 @@ fn pin(pinning: Pinning) -> Result<Option<usize>, RealtimeError> {
             allowed,
         ));
     }
-    if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
-        return Err(failed("sched_setaffinity was refused", allowed));
+    if let Err(e) = sys::sched::set_affinity(&[cpu]) {
+        return Err(failed(
+            &format!("sched_setaffinity was refused: {e}"),
+            allowed,
+        ));
     }
-    // core_affinity drops errno and reports only a bool; read the mask back.
-    match sys::current_affinity() {
+    // Some sandboxes accept the call and ignore it: read the mask back.
+    match sys::sched::current_affinity() {
         Ok(now) if now == [cpu] => {}
         Ok(now) => {
             return Err(failed(
@@ -422,7 +375,7 @@ fn pin(pinning: Pinning) -> Result<Option<usize>, RealtimeError> {
         Err(e) => return Err(failed(&e.to_string(), allowed)),
     }
     // Migration happens before sched_setaffinity returns; confirm it.
-    match sys::current_cpu() {
+    match sys::sched::current_cpu() {
         Some(now) if now == cpu => Ok(Some(cpu)),
         other => Err(failed(&format!("still running on CPU {other:?}"), allowed)),
     }
@@ -473,7 +426,7 @@ mod tests {
                 );
                 if parent.cpu.is_some() {
                     assert_eq!(
-                        sys::current_affinity().unwrap(),
+                        sys::sched::current_affinity().unwrap(),
                         (0..std::thread::available_parallelism().map_or(1, |n| n.get()))
                             .collect::<Vec<_>>()
                     );

@@ -22,9 +22,12 @@ use super::engine::ControlReply;
 use super::registers::ChipState;
 use super::transfer::{InPacket, TransferError};
 use crate::doorbell::Doorbell;
+use crate::lock::lock;
 use crate::proto::{ControlRequest, LineStatus};
+use crate::realtime::RtThread;
+use crate::stall::StallLog;
 use crate::stats::new_latency_histogram;
-use crate::time::Timestamp;
+use crate::time::{Deadline, Timestamp};
 
 /// What the chip thread is asked to do besides moving data.
 #[derive(Debug)]
@@ -90,7 +93,7 @@ pub(crate) struct Bus {
     /// Published by the chip now and then (try_lock: the chip never waits).
     pub(crate) lateness: Mutex<Histogram<u64>>,
     /// Stretches of time the chip ran late (lock-free).
-    pub(crate) stalls: crate::stall_log::StallLog,
+    pub(crate) stalls: StallLog,
     /// When the host last rang the chip (ns), so the chip can tell how late
     /// it woke up to host input.
     pub(crate) rung_at: AtomicU64,
@@ -114,7 +117,7 @@ impl Bus {
             counters: ChipCounters::default(),
             state: Mutex::new(state),
             lateness: Mutex::new(new_latency_histogram()),
-            stalls: crate::stall_log::StallLog::default(),
+            stalls: StallLog::new(),
             rung_at: AtomicU64::new(0),
             tx_capacity,
             tx_fill: AtomicUsize::new(0),
@@ -130,7 +133,7 @@ impl Bus {
         let now = Timestamp::now();
         self.rung_at.store(now.as_nanos(), Ordering::Relaxed);
         // Silicon reacts to host input at once: the chip must run by now.
-        self.stalls.expect_no_later_than(now);
+        self.stalls.promise_no_later_than(now);
         self.chip_wake.ring();
     }
 }
@@ -185,26 +188,23 @@ impl HostIn {
 
     /// Takes one completed IN transfer, waiting up to `timeout`, and resubmits it.
     pub(crate) fn next(&mut self, timeout: Duration) -> Result<Option<InPacket>, TransferError> {
-        let start = Timestamp::now();
-        loop {
+        let deadline = Deadline::from_now(timeout);
+        let bus = self.bus.clone();
+        let outcome = bus.in_ready.wait_until(Some(deadline), || {
             if let Ok(packet) = self.ring.pop() {
                 if !self.bus.is_unplugged() {
                     self.submit(1);
                 }
-                return Ok(Some(packet));
+                return Some(Ok(packet));
             }
-            if self.bus.is_unplugged() {
-                return Err(TransferError::NoDevice);
-            }
-            self.bus.in_ready.arm();
-            if !self.ring.is_empty() || self.bus.is_unplugged() {
-                continue;
-            }
-            let left = timeout.saturating_sub(start.elapsed());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            let _ = self.bus.in_ready.wait(Some(left));
+            self.bus
+                .is_unplugged()
+                .then_some(Err(TransferError::NoDevice))
+        });
+        match outcome {
+            Ok(Some(taken)) => taken.map(Some),
+            // Nothing within the timeout (an eventfd failure counts as that).
+            Ok(None) | Err(_) => Ok(None),
         }
     }
 
@@ -231,7 +231,8 @@ pub(crate) struct HostOut {
     pub(crate) out: Mutex<rtrb::Producer<u8>>,
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) bus: Arc<Bus>,
-    pub(crate) thread: Option<std::thread::JoinHandle<()>>,
+    /// The chip's thread, joined on drop after it is told to shut down.
+    pub(crate) thread: Option<RtThread>,
 }
 
 impl HostOut {
@@ -262,13 +263,15 @@ impl HostOut {
     }
 
     pub(crate) fn bulk_out(&self, data: &[u8], timeout: Duration) -> Result<usize, TransferError> {
-        let start = Timestamp::now();
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let deadline = Deadline::from_now(timeout);
+        let mut out = lock(&self.out);
         let bus = &self.bus;
         let mut written = 0;
-        loop {
+        // Each round moves what fits into the chip's FIFO; it is ready when
+        // everything is in, or the chip is gone.
+        let outcome = bus.out_space.wait_until(Some(deadline), || {
             if bus.is_unplugged() {
-                return Err(TransferError::NoDevice);
+                return Some(Err(TransferError::NoDevice));
             }
             let space = bus
                 .tx_capacity
@@ -286,20 +289,14 @@ impl HostOut {
                 written += accepted;
                 bus.wake_chip();
             }
-            if written == data.len() {
-                return Ok(written);
-            }
-            bus.out_space.arm();
-            if bus.tx_fill.load(Ordering::Acquire) < bus.tx_capacity {
-                continue;
-            }
-            let left = timeout.saturating_sub(start.elapsed());
-            if left.is_zero() {
-                return Err(TransferError::TimedOut {
-                    transferred: written,
-                });
-            }
-            let _ = bus.out_space.wait(Some(left));
+            (written == data.len()).then_some(Ok(written))
+        });
+        match outcome {
+            Ok(Some(done)) => done,
+            // Out of time (an eventfd failure counts as that): a short write.
+            Ok(None) | Err(_) => Err(TransferError::TimedOut {
+                transferred: written,
+            }),
         }
     }
 }

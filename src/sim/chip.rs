@@ -7,8 +7,6 @@
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
-
 use super::bus::{Bus, Command, HostIn, HostOut};
 use super::device::{Device, ModemLines};
 use super::engine::ChannelEngine;
@@ -16,10 +14,12 @@ use super::registers::ChipState;
 use super::shell::{ChipThread, ChipWiring};
 use super::transfer::{InPacket, TransferError};
 use super::{SimConfig, SimCounters};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::lock::lock;
 use crate::proto::{Chip, ControlRequest, Interface, LineStatus};
-use crate::reader::REALTIME_STACK_BYTES;
-use crate::realtime::{RealtimeStatus, make_current_thread_realtime};
+use crate::realtime::{self, RealtimeStatus};
+use crate::stall::StallSource;
+use crate::stats::LatencySummary;
 use crate::time::Timestamp;
 
 /// IN transfers the simulated bus can hold completed but not yet taken.
@@ -46,7 +46,7 @@ impl SimChip {
     /// Powers up a simulated chip wired to `device`.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for a max packet size outside 8..=512, the
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for a max packet size outside 8..=512, the
     /// realtime error if the config requires realtime and it is refused, or
     /// an I/O error creating the eventfds or the thread.
     pub fn new<D: Device>(device: D, config: SimConfig) -> Result<SimChip> {
@@ -66,32 +66,11 @@ impl SimChip {
                 bus: bus.clone(),
             },
         );
-        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
-        let realtime = config.realtime;
-        let thread = std::thread::Builder::new()
-            .name("ftdi-rt-sim-chip".into())
-            .stack_size(REALTIME_STACK_BYTES)
-            .spawn(move || match make_current_thread_realtime(&realtime) {
-                Ok(status) => {
-                    let _ = ready_tx.send(Ok(status));
-                    chip_thread.run();
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                }
+        let (thread, realtime) =
+            realtime::spawn("ftdi-rt-sim-chip", &config.realtime, move |startup| {
+                startup.ready();
+                chip_thread.run();
             })?;
-        let realtime = match ready_rx.recv() {
-            Ok(Ok(status)) => status,
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                return Err(e.into());
-            }
-            Err(_) => {
-                return Err(Error::Io(std::io::Error::other(
-                    "the simulated chip's thread died",
-                )));
-            }
-        };
         let handle = SimHandle {
             bus: bus.clone(),
             commands: cmd_tx.clone(),
@@ -225,7 +204,8 @@ impl SimHandle {
     /// Freezes the chip's thread for `duration`, as a busy host or a
     /// hypervisor preempting its CPU would: the stall shows in
     /// [`lateness`](SimHandle::lateness) and [`stalled_within`](SimHandle::stalled_within),
-    /// and transactions it delays count as chip-late, not host, misses.
+    /// and transactions it delays count as misses the simulated chip
+    /// explains (`"simulated-chip"`), not host misses.
     pub fn stall_for(&self, duration: Duration) {
         self.send(Command::Stall(duration));
     }
@@ -237,17 +217,13 @@ impl SimHandle {
 
     /// The chip's registers as of the last control request.
     pub fn state(&self) -> ChipState {
-        *self.bus.state.lock().unwrap_or_else(|p| p.into_inner())
+        *lock(&self.bus.state)
     }
 
-    /// How late the chip's thread handled its events (ns), published every
+    /// How late the chip's thread handled its events, published every
     /// 50 ms: chip lateness, not host latency.
-    pub fn lateness(&self) -> Histogram<u64> {
-        self.bus
-            .lateness
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    pub fn lateness(&self) -> LatencySummary {
+        LatencySummary::from_histogram(&lock(&self.bus.lateness))
     }
 
     /// What the chip has done so far.
@@ -259,15 +235,29 @@ impl SimHandle {
     /// 100 µs after they were due) within `[from, to]`: the part of a delay
     /// that silicon, with its own clock, would not have caused.
     pub fn stalled_within(&self, from: Timestamp, to: Timestamp) -> Duration {
-        self.bus.stalls.stalled_within(from, to)
-    }
-
-    pub(crate) fn stall_log(&self) -> &crate::stall_log::StallLog {
-        &self.bus.stalls
+        self.bus.stalls.stalled_within(from, to, Timestamp::now())
     }
 
     /// Whether the device has been unplugged.
     pub fn is_unplugged(&self) -> bool {
         self.bus.is_unplugged()
+    }
+}
+
+/// The chip's own stalls, so a port does not blame them on the host path
+/// ([`Port::open_sim`](crate::Port::open_sim) registers its chip's).
+impl StallSource for SimHandle {
+    fn name(&self) -> &str {
+        "simulated-chip"
+    }
+
+    fn stalls_within(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        now: Timestamp,
+        each: &mut dyn FnMut(Timestamp, Timestamp),
+    ) {
+        self.bus.stalls.for_each_within(from, to, now, each);
     }
 }

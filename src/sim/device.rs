@@ -139,6 +139,57 @@ impl<'a> Line<'a> {
     }
 }
 
+/// A device model driven without a simulated chip: whatever carries the
+/// bytes (a pty, a socket) hands each one that reaches the device to
+/// [`receive`](DeviceEnd::receive), and takes the bytes the model sends
+/// when they are due ([`next_due`](DeviceEnd::next_due),
+/// [`take_due`](DeviceEnd::take_due)).
+///
+/// The model sees no pacing unless a frame time is given, and no modem
+/// lines from the host (nothing calls `on_modem_control`).
+pub struct DeviceEnd {
+    device: Box<dyn Device>,
+    side: DeviceSide,
+}
+
+impl std::fmt::Debug for DeviceEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceEnd")
+            .field("queued", &self.side.incoming.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceEnd {
+    /// Runs `device`, each byte it sends taking `frame` (zero: a link with
+    /// no baud pacing, such as a pty).
+    pub fn new<D: Device>(device: D, frame: Duration) -> DeviceEnd {
+        DeviceEnd {
+            device: Box::new(device),
+            side: DeviceSide::new(frame),
+        }
+    }
+
+    /// A byte reached the device (at `byte.end`): the model answers.
+    pub fn receive(&mut self, byte: WireByte) {
+        self.device
+            .on_byte(byte, &mut Line::new(&mut self.side, byte.end));
+    }
+
+    /// When the next byte the model sent is due, if it sent any.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.side.incoming.front().map(|next| next.at)
+    }
+
+    /// The next byte the model sent, if it is due by `now`.
+    pub fn take_due(&mut self, now: Timestamp) -> Option<u8> {
+        if self.next_due()? > now {
+            return None;
+        }
+        self.side.incoming.pop_front().map(|arrival| arrival.byte)
+    }
+}
+
 /// A device model: what is wired to the simulated chip's UART.
 ///
 /// Runs wherever the chip's engine runs (the chip's thread, or a USB
@@ -275,6 +326,29 @@ mod tests {
         assert_eq!(at, [1_100_000, 1_200_000, 1_300_000]);
         let start: Vec<u64> = s.incoming.iter().map(|a| a.start.as_nanos()).collect();
         assert_eq!(start, [1_000_000, 1_100_000, 1_200_000]);
+    }
+
+    #[test]
+    fn a_device_end_hands_out_each_reply_byte_when_it_is_due() {
+        let t0 = Timestamp::from_nanos(1_000_000);
+        let mut end = DeviceEnd::new(Frobnicator::new(Duration::from_micros(200)), Duration::ZERO);
+        assert_eq!(end.next_due(), None);
+        for (i, &b) in [1u8, 2, 3, 4, 5, 6, 7].iter().enumerate() {
+            let at = t0.add(Duration::from_micros(i as u64));
+            end.receive(WireByte {
+                byte: b,
+                start: at,
+                end: at,
+            });
+        }
+        let due = t0.add(Duration::from_micros(6 + 200));
+        assert_eq!(end.next_due(), Some(due));
+        assert_eq!(end.take_due(t0), None, "not before it is due");
+        assert_eq!(
+            end.take_due(due),
+            Some(Frobnicator::reply_for(&[1, 2, 3, 4, 5, 6, 7]))
+        );
+        assert_eq!(end.take_due(due), None);
     }
 
     #[test]

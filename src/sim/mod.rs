@@ -30,14 +30,19 @@
 //! - [`SimChip`] runs one on real `CLOCK_MONOTONIC` time in its own thread
 //!   (SCHED_FIFO when permitted), processing events at their ideal times.
 //!   When that thread wakes late, the lateness is recorded
-//!   ([`SimHandle::lateness`], and `Statistics::chip_lateness` on a port) so
-//!   chip lateness is never mistaken for host latency.
+//!   ([`SimHandle::lateness`]) and its stalls logged ([`SimHandle`] is a
+//!   [`StallSource`](crate::StallSource), which a port on the chip consults
+//!   by itself), so chip lateness is never mistaken for host latency.
 //! - `usb::VirtualFtdi` (feature `usbip`) runs one per interface behind a
 //!   USB device model (descriptors, standard requests, URBs) for a USB front
 //!   end such as USB/IP.
 //!
 //! The engine also keeps, on request, its own record of when each byte
 //! crossed the wire ([`WireLog`]): the truth timing features are checked against.
+//!
+//! The same device models can run without a chip: [`DeviceEnd`] feeds one
+//! the bytes that reach it and queues what it sends (the lab's pty
+//! responder runs them on the kernel tty path that way).
 //!
 //! Not modelled: bit-bang/MPSSE modes, EEPROM, the error character's effect,
 //! automatic RTS under RTS/CTS, USB frame timing (packets leave when due, not
@@ -76,15 +81,13 @@ pub mod usb;
 mod wire_log;
 
 pub use chip::{SimChip, SimHandle};
-pub use device::{Device, Frobnicator, Line, Loopback, ModemLines, WireByte};
+pub use device::{Device, DeviceEnd, Frobnicator, Line, Loopback, ModemLines, WireByte};
 pub use engine::{ChannelEngine, ControlReply};
 pub use registers::ChipState;
 pub use transfer::{InPacket, MAX_PACKET, TransferError};
 pub use wire_log::{WireDirection, WireEvent, WireLog};
 
 pub(crate) use bus::{HostIn, HostOut};
-// The pty responder (crate::pty) runs the same device models on a DeviceSide of its own.
-pub(crate) use device::DeviceSide;
 
 use crate::proto::{Chip, Interface};
 use crate::realtime::{Pinning, RealtimeConfig, RealtimePolicy};
@@ -92,6 +95,7 @@ use crate::realtime::{Pinning, RealtimeConfig, RealtimePolicy};
 /// How a simulated chip (one channel) is built.
 #[derive(Clone, Copy, Debug)]
 #[must_use]
+#[non_exhaustive]
 pub struct SimConfig {
     /// The chip family (default FT232R).
     pub chip: Chip,
@@ -146,6 +150,7 @@ impl SimConfig {
 
 /// Counts of what the simulated chip did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SimCounters {
     /// Bulk-IN packets sent.
     pub packets: u64,

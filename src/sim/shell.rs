@@ -19,7 +19,7 @@ use hdrhistogram::Histogram;
 use super::bus::{Bus, Command};
 use super::engine::ChannelEngine;
 use super::transfer::InPacket;
-use crate::stats::new_latency_histogram;
+use crate::stats::{new_latency_histogram, record};
 use crate::time::Timestamp;
 
 /// How often the chip publishes its lateness histogram.
@@ -62,13 +62,13 @@ impl ChipThread {
         let bus = self.wiring.bus.clone();
         self.run_loop();
         // Gone: it promises nothing, so it is not counted as stalled.
-        bus.stalls.expect(None);
+        bus.stalls.promise(None);
     }
 
     fn run_loop(mut self) {
         loop {
             // Running: any promise is kept (a new one is made before sleeping).
-            self.wiring.bus.stalls.expect(None);
+            self.wiring.bus.stalls.promise(None);
             let now = Timestamp::now();
             self.catch_up(now);
             if !self.engine.is_unplugged() && !self.take_host_input(now) {
@@ -88,7 +88,7 @@ impl ChipThread {
             // Promise when the chip will run next (its next event), before
             // the last look at host input: input after this point shortens
             // the promise (Bus::wake_chip), so a stall is visible while it lasts.
-            bus.stalls.expect(next);
+            bus.stalls.promise(next);
             // Announce the sleep, then look at host input once more: anything
             // that arrived before the announcement is handled now, anything
             // after it rings the doorbell.
@@ -117,8 +117,7 @@ impl ChipThread {
             if t > now {
                 break;
             }
-            let late = now.saturating_since(t).as_nanos() as u64;
-            self.lateness.saturating_record(late.max(1));
+            record(&mut self.lateness, now.saturating_since(t));
             self.wiring.bus.stalls.record(t, now);
             self.engine.handle_timeout(t);
             self.sync();

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{Applied, Outbound, Setting};
 use crate::error::{Error, Operation, Result, TransferError};
+use crate::lock::lock;
 use crate::proto::{Chip, ControlRequest, Interface, LineProperties, LineStatus, ModemStatus};
 use crate::stats::TransportInfo;
 
@@ -28,16 +29,6 @@ pub(crate) trait ControlPipe: Send + Sync + 'static {
 
     /// What the pipe is connected to (before the FTDI layer adds its part).
     fn info(&self) -> TransportInfo;
-
-    /// Simulated chip only: how late the chip's own thread ran (ns).
-    fn chip_lateness(&self) -> Option<hdrhistogram::Histogram<u64>> {
-        None
-    }
-
-    /// Simulated chip only: the log of the chip's own stalls.
-    fn chip_stall_log(&self) -> Option<&crate::stall_log::StallLog> {
-        None
-    }
 }
 
 /// Line settings the chip cannot report back but SET_DATA must repeat
@@ -147,7 +138,7 @@ impl<P: ControlPipe> Outbound for FtdiOutbound<P> {
         Ok(Applied::Done)
     }
 
-    fn poll_status(&self) -> Result<(ModemStatus, LineStatus)> {
+    fn query_status(&self) -> Result<(ModemStatus, LineStatus)> {
         let mut buf = [0u8; 2];
         let n = self.control(ControlRequest::poll_modem_status(self.interface), &mut buf)?;
         // The SIO answers with one byte; treat a missing line byte as "no news".
@@ -162,20 +153,6 @@ impl<P: ControlPipe> Outbound for FtdiOutbound<P> {
         info.chip = Some(self.chip);
         info
     }
-
-    fn chip_lateness(&self) -> Option<hdrhistogram::Histogram<u64>> {
-        self.pipe.chip_lateness()
-    }
-
-    fn chip_stall_log(&self) -> Option<&crate::stall_log::StallLog> {
-        self.pipe.chip_stall_log()
-    }
-}
-
-/// Locks an application-side mutex; a panic elsewhere while it was held does
-/// not make the line settings unusable.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -249,7 +226,7 @@ mod tests {
             matches!(o.initialize(), Err(Error::Stall { request }) if request == ControlRequest::reset(Interface::A))
         );
         assert!(matches!(
-            outbound(TransferError::NoDevice).poll_status(),
+            outbound(TransferError::NoDevice).query_status(),
             Err(Error::Disconnected)
         ));
         assert!(matches!(

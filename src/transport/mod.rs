@@ -14,6 +14,11 @@
 //!   Both report a failed transfer as the one [`TransferError`](crate::TransferError),
 //!   which the FTDI layer turns into the crate's error.
 //!
+//! Construction runs one way: each transport's `open` takes the
+//! [`OpenOptions`] it needs and returns its [`Parts`]; it never sees the
+//! port. Only `crate::port` assembles a port from parts (channel, pipeline,
+//! reader thread, settings), the same way for every transport.
+//!
 //! ```text
 //!            Inbound::wait ──► Pipeline ──► channel ──► application
 //!   libusb ─┤ (transfer ring)    (proto::packets, status, stalls)
@@ -22,17 +27,58 @@
 //! ```
 
 pub(crate) mod ftdi;
+#[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub(crate) mod tty;
 pub(crate) mod usb;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::doorbell::Doorbell;
 use crate::error::Result;
-use crate::proto::{FlowControl, LineProperties, LineStatus, ModemStatus};
+use crate::proto::{FlowControl, Interface, LineProperties, LineStatus, ModemStatus};
 use crate::realtime::memory::HotRegions;
 use crate::stats::TransportInfo;
 use crate::time::Timestamp;
+
+/// What a transport needs to open: the part of the port's configuration
+/// that concerns the device (the port keeps the rest).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OpenOptions {
+    /// The rate a tty is opened at (the port sets it again with the rest
+    /// of the line settings; opening at it avoids a glitch at another rate).
+    pub(crate) baud: u32,
+    /// The channel of a multi-channel chip.
+    pub(crate) interface: Interface,
+    /// Bulk-IN transfers kept in flight (FTDI transports).
+    pub(crate) transfers_in_flight: usize,
+    /// Timeout of each control request (FTDI transports).
+    pub(crate) control_timeout: Duration,
+    /// Vendor/product IDs accepted besides FTDI's (libusb).
+    pub(crate) usb_ids: Vec<usb::UsbId>,
+}
+
+/// An opened transport, ready to be assembled into a port.
+///
+/// Issue 14 (one reader serving many ports) registers several inbounds on
+/// one thread; the reader loop depends on an inbound only through the
+/// [`Inbound`] trait and the `wake` doorbell, which a shared reader would
+/// own instead of each transport.
+#[derive(Debug)]
+pub(crate) struct Parts<I> {
+    /// The reader-thread half.
+    pub(crate) inbound: I,
+    /// The application half.
+    pub(crate) outbound: Box<dyn Outbound>,
+    /// The doorbell the inbound's `wait` also listens to, so stopping the
+    /// reader interrupts a wait at once.
+    pub(crate) wake: Arc<Doorbell>,
+    /// What opening noted (steps the device declined).
+    pub(crate) notes: Vec<String>,
+    /// The reader thread's name.
+    pub(crate) thread_name: &'static str,
+}
 
 /// One completed inbound transfer as the reader thread sees it.
 #[derive(Clone, Copy, Debug)]
@@ -127,19 +173,16 @@ pub(crate) trait Outbound: Send + Sync + 'static {
     fn apply(&self, setting: Setting) -> Result<Applied>;
 
     /// Asks the device for its modem and line status now.
-    fn poll_status(&self) -> Result<(ModemStatus, LineStatus)>;
+    fn query_status(&self) -> Result<(ModemStatus, LineStatus)>;
 
     /// What this transport is connected to.
     fn info(&self) -> TransportInfo;
+}
 
-    /// Simulated chip only: how late the chip's own thread ran (ns).
-    fn chip_lateness(&self) -> Option<hdrhistogram::Histogram<u64>> {
-        None
-    }
-
-    /// Simulated chip only: the log of the chip's own stalls (real devices
-    /// have their own clock and none).
-    fn chip_stall_log(&self) -> Option<&crate::stall_log::StallLog> {
-        None
+impl std::fmt::Debug for dyn Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound")
+            .field("info", &self.info())
+            .finish()
     }
 }

@@ -8,23 +8,65 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::ftdi::ControlPipe;
-use super::{Completion, Framing, Inbound, LinkLost};
+use super::ftdi::{ControlPipe, FtdiOutbound};
+use super::{Completion, Framing, Inbound, LinkLost, OpenOptions, Parts};
 use crate::doorbell::Doorbell;
-use crate::error::TransferError;
+use crate::error::{Error, Result, TransferError};
 use crate::proto::ControlRequest;
 use crate::realtime::memory::HotRegions;
-use crate::sim::{HostIn, HostOut, SimHandle};
+use crate::sim::{HostIn, HostOut, SimChip};
 use crate::stats::{TransportInfo, TransportKind};
 use crate::time::Timestamp;
+
+/// Connects to a simulated chip and resets it, as the libusb transport
+/// does a real one.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] if the options ask for another interface than
+/// the chip models; a control request the chip refuses.
+pub(crate) fn open(chip: SimChip, options: &OpenOptions) -> Result<Parts<SimInbound>> {
+    if options.interface != chip.interface() {
+        return Err(Error::InvalidConfig(format!(
+            "the simulated chip models interface {}, the config asks for {}",
+            chip.interface(),
+            options.interface
+        )));
+    }
+    let (kind, interface, max_packet_size) =
+        (chip.chip(), chip.interface(), chip.max_packet_size());
+    let (host_in, host_out) = chip.into_host_ends();
+    let description = format!("simulated {kind} interface {interface}");
+    let pipe = SimPipe::new(
+        host_out,
+        description,
+        max_packet_size,
+        options.transfers_in_flight,
+    );
+    let outbound = FtdiOutbound::new(pipe, kind, interface, options.control_timeout);
+    let notes = outbound.initialize()?;
+    let wake = Arc::new(Doorbell::new()?);
+    let inbound = SimInbound {
+        host: host_in,
+        wake: wake.clone(),
+        in_flight: u32::try_from(options.transfers_in_flight).unwrap_or(u32::MAX),
+        max_packet_size,
+    };
+    Ok(Parts {
+        inbound,
+        outbound: Box::new(outbound),
+        wake,
+        notes,
+        thread_name: "ftdi-rt-reader",
+    })
+}
 
 /// The reader-thread half: completed IN packets from the chip.
 #[derive(Debug)]
 pub(crate) struct SimInbound {
-    pub(crate) host: HostIn,
-    pub(crate) wake: Arc<Doorbell>,
-    pub(crate) in_flight: u32,
-    pub(crate) max_packet_size: usize,
+    host: HostIn,
+    wake: Arc<Doorbell>,
+    in_flight: u32,
+    max_packet_size: usize,
 }
 
 impl Inbound for SimInbound {
@@ -73,22 +115,19 @@ impl Inbound for SimInbound {
 /// Control and bulk OUT to the simulated chip.
 #[derive(Debug)]
 pub(crate) struct SimPipe {
-    pub(crate) host: HostOut,
-    pub(crate) handle: SimHandle,
-    pub(crate) info: TransportInfo,
+    host: HostOut,
+    info: TransportInfo,
 }
 
 impl SimPipe {
-    pub(crate) fn new(
+    fn new(
         host: HostOut,
-        handle: SimHandle,
         description: String,
         max_packet_size: usize,
         in_flight: usize,
     ) -> SimPipe {
         SimPipe {
             host,
-            handle,
             info: TransportInfo {
                 kind: TransportKind::Sim,
                 description,
@@ -118,13 +157,5 @@ impl ControlPipe for SimPipe {
 
     fn info(&self) -> TransportInfo {
         self.info.clone()
-    }
-
-    fn chip_lateness(&self) -> Option<hdrhistogram::Histogram<u64>> {
-        Some(self.handle.lateness())
-    }
-
-    fn chip_stall_log(&self) -> Option<&crate::stall_log::StallLog> {
-        Some(self.handle.stall_log())
     }
 }

@@ -1,24 +1,26 @@
 //! Set-up shared by the real-adapter cases: which adapter (named by the
-//! environment), skipping with a message when none is named, opening it,
-//! one case at a time, a watchdog against hangs, and output that shows
-//! in a normal `cargo test` run.
+//! environment), opening it, one case at a time, a watchdog against hangs,
+//! and output that shows in a normal `cargo test` run.
+//!
+//! Whether a case runs is decided at build time, by features of this
+//! package: `hardware-tests` (an adapter with TX wired to RX),
+//! `hardware-jumpers` (and the RTS#→CTS#, DTR#→DSR# jumpers) and
+//! `hardware-unplug` (and someone at the machine to unplug it when
+//! prompted). Without them the cases are reported ignored, with the reason;
+//! with them, a missing adapter fails the case with what to set.
 
 use std::io::Write as _;
 use std::str::FromStr;
-use std::sync::{Mutex, MutexGuard, Once, mpsc};
+use std::sync::{Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
 use ftdi_rt::{DeviceInfo, Error, LineProperties, Port, PortConfig, Selector};
 
 /// Names the adapter: a serial number or a bus-port path (see [`Selector`]).
 pub const DEVICE_VAR: &str = "FTDI_RT_HIL_DEVICE";
-/// `1`: the handshake jumpers RTS→CTS and DTR→DSR are wired.
-pub const JUMPERS_VAR: &str = "FTDI_RT_HIL_JUMPERS";
-/// `1`: someone is at the machine to unplug and replug the adapter when asked.
-pub const UNPLUG_VAR: &str = "FTDI_RT_HIL_UNPLUG";
 
 /// The one command that runs the suite on a real adapter.
-pub const COMMAND: &str = "FTDI_RT_HIL_DEVICE=<serial|bus-port> cargo test --release -p ftdi-rt-hil --test real_adapter -- --test-threads=1";
+pub const COMMAND: &str = "FTDI_RT_HIL_DEVICE=<serial|bus-port> cargo test --release -p ftdi-rt-hil --features hardware-tests --test real_adapter -- --test-threads=1";
 
 /// Writes one line to stderr, bypassing libtest's capture: `eprintln!` output
 /// is captured and shown only for failing tests, a direct write always shows.
@@ -40,9 +42,6 @@ pub fn say_line(args: std::fmt::Arguments<'_>) {
 /// keeps the output in order; this lock keeps the device safe without it.
 static TURN: Mutex<()> = Mutex::new(());
 
-/// The full explanation is printed once; later skips refer to it.
-static EXPLAINED: Once = Once::new();
-
 /// The adapter a case runs on (cloned into the case's thread).
 #[derive(Clone, Debug)]
 pub struct Adapter {
@@ -54,16 +53,12 @@ pub struct Adapter {
     pub named: String,
 }
 
-/// A case that may run: the adapter, and this case's turn on it.
+/// A case that runs: the adapter, and this case's turn on it.
 #[derive(Debug)]
 pub struct Rig {
     /// The adapter.
     pub adapter: Adapter,
     _turn: MutexGuard<'static, ()>,
-}
-
-fn flag(var: &str) -> bool {
-    std::env::var(var).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes"))
 }
 
 /// [`DEVICE_VAR`], trimmed, if set and not empty.
@@ -74,59 +69,34 @@ fn named_device() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// The rig, or `None` after saying why the case is skipped: no adapter is
-/// named. Panics if [`DEVICE_VAR`] is set but names nothing sensible.
-pub fn rig(case: &'static str) -> Option<Rig> {
+/// The rig for `case`. The suite was built to run on an adapter (feature
+/// `hardware-tests`), so a missing or unparsable [`DEVICE_VAR`] fails the
+/// case, saying what to set.
+pub fn rig(case: &'static str) -> Rig {
     let Some(named) = named_device() else {
-        EXPLAINED.call_once(|| {
-            say!(
-                "\nreal_adapter: SKIPPING every case: no FTDI adapter is named.\n\
-                 \x20 To run them: wire the adapter's TXD to its RXD (optionally RTS# to CTS# and DTR# to DSR#),\n\
-                 \x20 set {DEVICE_VAR} to its serial number (e.g. FT1ABCDE; serial:1234 for an all-digit one)\n\
-                 \x20 or its bus-port path (e.g. 1-1.2, as in /sys/bus/usb/devices), and run\n\
-                 \x20   {COMMAND}\n\
-                 \x20 Optional: {JUMPERS_VAR}=1 (handshake jumpers wired), {UNPLUG_VAR}=1 (prompted unplug case).\n\
-                 \x20 Wiring, permissions and realtime: hil-tests/README.md."
-            );
-        });
-        say!("SKIPPED {case}: {DEVICE_VAR} is not set");
-        return None;
+        panic!(
+            "{case}: no FTDI adapter is named, but the suite was built to run on one \
+             (feature hardware-tests).\n\
+             \x20 Wire the adapter's TXD to its RXD (with feature hardware-jumpers also RTS# to \
+             CTS# and DTR# to DSR#),\n\
+             \x20 set {DEVICE_VAR} to its serial number (e.g. FT1ABCDE; serial:1234 for an \
+             all-digit one)\n\
+             \x20 or its bus-port path (e.g. 1-1.2, as in /sys/bus/usb/devices), and run\n\
+             \x20   {COMMAND}\n\
+             \x20 Wiring, permissions and realtime: hil-tests/README.md."
+        );
     };
     let selector = Selector::from_str(&named).unwrap_or_else(|e| panic!("{DEVICE_VAR}: {e}"));
     let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     say!("\n---- {case} (adapter: {selector})");
-    Some(Rig {
+    Rig {
         adapter: Adapter {
             case,
             selector,
             named,
         },
         _turn: turn,
-    })
-}
-
-/// As [`rig`], and skipped unless [`JUMPERS_VAR`] says RTS→CTS and DTR→DSR are wired.
-pub fn rig_with_jumpers(case: &'static str) -> Option<Rig> {
-    if named_device().is_some() && !flag(JUMPERS_VAR) {
-        say!(
-            "SKIPPED {case}: needs the handshake jumpers RTS#→CTS# and DTR#→DSR#; \
-             wire them and set {JUMPERS_VAR}=1"
-        );
-        return None;
     }
-    rig(case)
-}
-
-/// As [`rig`], and skipped unless [`UNPLUG_VAR`] says someone will unplug the adapter.
-pub fn rig_with_unplug(case: &'static str) -> Option<Rig> {
-    if named_device().is_some() && !flag(UNPLUG_VAR) {
-        say!(
-            "SKIPPED {case}: prompts you to unplug and replug the adapter; \
-             set {UNPLUG_VAR}=1 and stay at the machine"
-        );
-        return None;
-    }
-    rig(case)
 }
 
 impl Rig {

@@ -6,7 +6,7 @@ use super::*;
 /// Polls GET_MODEM_STATUS until `read` of it is `level` (up to 500 ms).
 fn poll_shows(port: &Port, read: fn(ModemStatus) -> bool, level: bool) -> bool {
     wait_until(Duration::from_millis(500), Duration::from_millis(5), || {
-        let (modem, _) = port.poll_status().expect("poll the modem status");
+        let (modem, _) = port.query_status().expect("poll the modem status");
         read(modem) == level
     })
 }
@@ -24,7 +24,7 @@ fn headers_show(port: &Port, read: fn(ModemStatus) -> bool, level: bool) -> bool
 /// a short write is taken into the chip's TX FIFO but nothing goes out; a
 /// write larger than any FTDI TX FIFO times out instead of hanging; after
 /// `release`, everything the chip accepted comes out, in order and complete.
-fn hold_then_release(port: &mut Port, input: &str, release: impl FnOnce(&Link)) {
+fn hold_then_release(port: &mut Port, input: &str, release: impl FnOnce(&Writer)) {
     port.receiver().discard_pending();
     let held: &[u8] = b"held by flow control";
     port.write_all(held).unwrap_or_else(|e| {
@@ -60,7 +60,7 @@ fn hold_then_release(port: &mut Port, input: &str, release: impl FnOnce(&Link)) 
         "  TX held: nothing came back; a 16 KiB write timed out after {took:?} with \
          {accepted} bytes in the chip's TX FIFO"
     );
-    release(port.link());
+    release(port.writer());
     let mut want = held.to_vec();
     want.extend_from_slice(&big[..accepted]);
     let baud = port.transport_info().actual_baud.unwrap_or(115_200);
@@ -95,10 +95,12 @@ fn hold_then_release(port: &mut Port, input: &str, release: impl FnOnce(&Link)) 
 /// (DSR stays asserted after `set_dtr(false)`), the hold cannot be produced
 /// through the jumper: that is reported, and only the data path is checked.
 #[test]
+#[cfg_attr(
+    not(feature = "hardware-jumpers"),
+    ignore = "needs an adapter with TXD-RXD, RTS#-CTS# and DTR#-DSR# wired: build with --features hardware-jumpers (hil-tests/README.md)"
+)]
 fn dtr_dsr_flow_control_holds_and_releases_tx() {
-    let Some(rig) = common::rig_with_jumpers("dtr_dsr_flow_control_holds_and_releases_tx") else {
-        return;
-    };
+    let rig = common::rig("dtr_dsr_flow_control_holds_and_releases_tx");
     rig.run(Duration::from_secs(60), |adapter| {
         let mut port =
             adapter.open_with(&PortConfig::default().with_write_timeout(HOLD_WRITE_TIMEOUT));
@@ -129,8 +131,8 @@ fn dtr_dsr_flow_control_holds_and_releases_tx() {
                 .unwrap_or_else(|e| panic!("DTR/DSR flow control on: {e}"));
             return;
         }
-        hold_then_release(&mut port, "DSR", |link| {
-            link.set_dtr(true).expect("DTR on");
+        hold_then_release(&mut port, "DSR", |writer| {
+            writer.set_dtr(true).expect("DTR on");
         });
         port.set_flow_control(FlowControl::None)
             .expect("flow control off");
@@ -149,10 +151,12 @@ fn dtr_dsr_flow_control_holds_and_releases_tx() {
 /// `set_rts(true)` as in the DTR/DSR case. What loopback cannot produce: a
 /// far end that deasserts CTS on its own while the chip drives RTS.
 #[test]
+#[cfg_attr(
+    not(feature = "hardware-jumpers"),
+    ignore = "needs an adapter with TXD-RXD, RTS#-CTS# and DTR#-DSR# wired: build with --features hardware-jumpers (hil-tests/README.md)"
+)]
 fn rts_cts_flow_control_lets_data_through() {
-    let Some(rig) = common::rig_with_jumpers("rts_cts_flow_control_lets_data_through") else {
-        return;
-    };
+    let rig = common::rig("rts_cts_flow_control_lets_data_through");
     rig.run(Duration::from_secs(60), |adapter| {
         let mut port =
             adapter.open_with(&PortConfig::default().with_write_timeout(HOLD_WRITE_TIMEOUT));
@@ -201,8 +205,8 @@ fn rts_cts_flow_control_lets_data_through() {
                 .unwrap_or_else(|e| panic!("RTS/CTS after set_rts(false): {e}"));
         } else {
             say!("  set_rts(false) under RTS/CTS: obeyed (CTS deasserted); TX must hold");
-            hold_then_release(&mut port, "CTS", |link| {
-                link.set_rts(true).expect("RTS on");
+            hold_then_release(&mut port, "CTS", |writer| {
+                writer.set_rts(true).expect("RTS on");
             });
         }
         port.set_flow_control(FlowControl::None)
@@ -224,10 +228,12 @@ fn rts_cts_flow_control_lets_data_through() {
 /// fills (the reader always drains it). Afterwards the port must work again,
 /// or at the latest after reopening (opening resets the chip).
 #[test]
+#[cfg_attr(
+    not(feature = "hardware-tests"),
+    ignore = "needs an FTDI adapter with TXD wired to RXD: build with --features hardware-tests and name it in FTDI_RT_HIL_DEVICE (hil-tests/README.md)"
+)]
 fn xon_xoff_flow_control_lets_ordinary_data_through() {
-    let Some(rig) = common::rig("xon_xoff_flow_control_lets_ordinary_data_through") else {
-        return;
-    };
+    let rig = common::rig("xon_xoff_flow_control_lets_ordinary_data_through");
     rig.run(Duration::from_secs(60), |adapter| {
         const XON: u8 = 0x11;
         const XOFF: u8 = 0x13;
@@ -287,10 +293,12 @@ fn xon_xoff_flow_control_lets_ordinary_data_through() {
 /// and in the status header of the packets (`latest_status`), and
 /// `Statistics::modem_changes` counts the (at least four) changes.
 #[test]
+#[cfg_attr(
+    not(feature = "hardware-jumpers"),
+    ignore = "needs an adapter with TXD-RXD, RTS#-CTS# and DTR#-DSR# wired: build with --features hardware-jumpers (hil-tests/README.md)"
+)]
 fn modem_lines_show_in_poll_and_packet_headers() {
-    let Some(rig) = common::rig_with_jumpers("modem_lines_show_in_poll_and_packet_headers") else {
-        return;
-    };
+    let rig = common::rig("modem_lines_show_in_poll_and_packet_headers");
     rig.run(Duration::from_secs(30), |adapter| {
         let port = adapter.open();
         // Let the first packets arrive so the count starts from a known state.
@@ -306,19 +314,19 @@ fn modem_lines_show_in_poll_and_packet_headers() {
         type Jumper = (
             &'static str,
             &'static str,
-            fn(&Link, bool) -> ftdi_rt::Result<()>,
+            fn(&Writer, bool) -> ftdi_rt::Result<()>,
             fn(ModemStatus) -> bool,
         );
         let jumpers: [Jumper; 2] = [
-            ("DTR", "DSR", Link::set_dtr, ModemStatus::dsr),
-            ("RTS", "CTS", Link::set_rts, ModemStatus::cts),
+            ("DTR", "DSR", Writer::set_dtr, ModemStatus::dsr),
+            ("RTS", "CTS", Writer::set_rts, ModemStatus::cts),
         ];
         for (output, input, set, read) in jumpers {
             for level in [false, true] {
-                set(port.link(), level).unwrap_or_else(|e| panic!("set {output} {level}: {e}"));
+                set(port.writer(), level).unwrap_or_else(|e| panic!("set {output} {level}: {e}"));
                 assert!(
                     poll_shows(&port, read, level),
-                    "poll_status: {input} is not {level} 500 ms after {output} was set {level} \
+                    "query_status: {input} is not {level} 500 ms after {output} was set {level} \
                      (is the {output}#→{input}# jumper in place?)"
                 );
                 assert!(

@@ -8,13 +8,9 @@ use std::path::Path;
 
 use super::{Driver, TtyOutbound, no_such_ioctl};
 use crate::error::{Error, Result};
-use crate::proto::{FlowControl, LineProperties, Parity, StopBits};
+use crate::proto::{BAUD_TOLERANCE_PERCENT, FlowControl, LineProperties, Parity, StopBits};
 use crate::sys;
 use crate::transport::{Applied, Setting};
-
-/// How far the rate a tty runs at may be from the rate asked for: the tolerance
-/// the FTDI transports apply to their divisors.
-const BAUD_TOLERANCE_PERCENT: u64 = 3;
 
 /// The termios bits of [`LineProperties`].
 const LINE_BITS: libc::tcflag_t =
@@ -42,10 +38,10 @@ impl TtyOutbound {
                  (Port::open_usb)",
             )),
             Setting::Break(on) => self.set_break(on),
-            Setting::PurgeRx => sys::flush(self.fd(), libc::TCIFLUSH)
+            Setting::PurgeRx => sys::tty::flush(self.fd(), libc::TCIFLUSH)
                 .map(|()| Applied::Done)
                 .map_err(|e| self.rejected("purge RX", e)),
-            Setting::PurgeTx => sys::flush(self.fd(), libc::TCOFLUSH)
+            Setting::PurgeTx => sys::tty::flush(self.fd(), libc::TCOFLUSH)
                 .map(|()| Applied::Done)
                 .map_err(|e| self.rejected("purge TX", e)),
         }
@@ -59,10 +55,10 @@ impl TtyOutbound {
         edit: impl FnOnce(&mut libc::termios2),
     ) -> Result<libc::termios2> {
         let fd = self.fd();
-        let mut t = sys::tcgets2(fd).map_err(|e| self.rejected(setting, e))?;
+        let mut t = sys::tty::tcgets2(fd).map_err(|e| self.rejected(setting, e))?;
         edit(&mut t);
-        sys::tcsets2(fd, &t).map_err(|e| self.rejected(setting, e))?;
-        sys::tcgets2(fd).map_err(|e| self.rejected(setting, e))
+        sys::tty::tcsets2(fd, &t).map_err(|e| self.rejected(setting, e))?;
+        sys::tty::tcgets2(fd).map_err(|e| self.rejected(setting, e))
     }
 
     fn set_baud(&self, baud: u32) -> Result<Applied> {
@@ -83,7 +79,10 @@ impl TtyOutbound {
                 t.c_ospeed = baud;
             })?
             .c_ospeed;
-        if u64::from(baud.abs_diff(actual)) * 100 > u64::from(baud) * BAUD_TOLERANCE_PERCENT {
+        // The rule the FTDI transports apply to their divisors.
+        if u64::from(baud.abs_diff(actual)) * 100
+            > u64::from(baud) * u64::from(BAUD_TOLERANCE_PERCENT)
+        {
             return Err(Error::SettingRejected {
                 setting,
                 reason: format!(
@@ -175,7 +174,7 @@ impl TtyOutbound {
     fn set_modem_lines(&self, dtr: Option<bool>, rts: Option<bool>) -> Result<Applied> {
         for (bit, on) in [(libc::TIOCM_DTR, dtr), (libc::TIOCM_RTS, rts)] {
             let Some(on) = on else { continue };
-            match sys::set_modem_lines(self.fd(), bit, on) {
+            match sys::tty::set_modem_lines(self.fd(), bit, on) {
                 Ok(()) => {}
                 Err(e) if no_such_ioctl(&e) => {
                     return Ok(Applied::Skipped(match self.driver {
@@ -196,7 +195,7 @@ impl TtyOutbound {
     /// otherwise, and either mechanism alone suffices for 1 ms. Tried on every
     /// tty, so the notes say what a pty or another driver lacks.
     fn set_latency_timer(&self, ms: u8) -> Applied {
-        let low_latency = match sys::set_low_latency(self.fd(), ms == 1) {
+        let low_latency = match sys::tty::set_low_latency(self.fd(), ms == 1) {
             Ok(true) => Ok(()),
             Ok(false) => Err("the driver ignored ASYNC_LOW_LATENCY (TIOCSSERIAL)".to_string()),
             Err(e) => Err(format!(
@@ -230,7 +229,7 @@ impl TtyOutbound {
     }
 
     fn set_break(&self, on: bool) -> Result<Applied> {
-        sys::set_break(self.fd(), on).map_err(|e| self.rejected("break", e))?;
+        sys::tty::set_break(self.fd(), on).map_err(|e| self.rejected("break", e))?;
         if self.driver == Driver::Pty {
             return Ok(Applied::Skipped(
                 "a pty has no TX line: break has no effect".into(),

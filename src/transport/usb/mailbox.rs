@@ -24,9 +24,10 @@ use std::time::Duration;
 
 use crate::doorbell::Doorbell;
 use crate::error::TransferError;
+use crate::lock::lock;
 use crate::proto::ControlRequest;
 use crate::realtime::memory::HotRegions;
-use crate::time::Timestamp;
+use crate::time::Deadline;
 
 /// The largest control data stage a reply carries (GET_MODEM_STATUS needs 2 bytes).
 pub(crate) const CONTROL_DATA: usize = 8;
@@ -147,27 +148,6 @@ pub(super) fn libusb_timeout_ms(timeout: Duration) -> u32 {
         .max(1)
 }
 
-/// Waits on `bell` until `ready()` holds or `deadline` passes; returns
-/// whether it holds. (A local form of the doorbell's arm / check / wait
-/// protocol; see `doorbell`.)
-fn wait_until(bell: &Doorbell, deadline: Timestamp, mut ready: impl FnMut() -> bool) -> bool {
-    loop {
-        if ready() {
-            return true;
-        }
-        bell.arm();
-        if ready() {
-            return true;
-        }
-        let left = deadline.saturating_since(Timestamp::now());
-        if left.is_zero() {
-            return false;
-        }
-        // An error here is a spurious wakeup; the deadline still ends the wait.
-        let _ = bell.wait(Some(left));
-    }
-}
-
 impl Client {
     /// Sends a control request through the event loop and waits for its
     /// reply: the data stage's length and bytes.
@@ -214,8 +194,8 @@ impl Client {
         data: &[u8],
         timeout: Duration,
     ) -> Result<Call<'_>, TransferError> {
-        let mut rings = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let deadline = Timestamp::now() + timeout.saturating_add(self.grace);
+        let mut rings = lock(&self.inner);
+        let deadline = Deadline::from_now(timeout.saturating_add(self.grace));
         let shared = &*self.shared;
         if shared.stopped.load(Ordering::Acquire) {
             return Err(TransferError::Cancelled);
@@ -225,15 +205,16 @@ impl Client {
         // answers (and so rings) when it skips one. Every reply in the ring
         // now answers an earlier call: stale, dropped.
         let is_write = matches!(request, Request::Write { .. });
-        let room = wait_until(&shared.to_app, deadline, || {
+        // A failed wait (the eventfd) counts as no room: the call gives up.
+        let room = shared.to_app.wait_until(Some(deadline), || {
             while rings.replies.pop().is_ok() {}
-            shared.stopped.load(Ordering::Acquire)
-                || (!rings.commands.is_full() && (!is_write || !rings.bytes.is_full()))
+            let free = !rings.commands.is_full() && (!is_write || !rings.bytes.is_full());
+            (shared.stopped.load(Ordering::Acquire) || free).then_some(())
         });
         if shared.stopped.load(Ordering::Acquire) {
             return Err(TransferError::Cancelled);
         }
-        if !room {
+        if !matches!(room, Ok(Some(()))) {
             return Err(TransferError::TimedOut { transferred: 0 });
         }
         let request = match request {
@@ -267,29 +248,29 @@ pub(super) struct Call<'a> {
     rings: MutexGuard<'a, ClientRings>,
     shared: &'a Shared,
     seq: u64,
-    deadline: Timestamp,
+    deadline: Deadline,
 }
 
 impl Call<'_> {
     /// Waits for the answer to this command until the deadline (the caller's
     /// timeout plus the grace period); then gives the command up.
     pub(super) fn wait(mut self) -> Result<(usize, [u8; CONTROL_DATA]), TransferError> {
-        let mut answer = None;
         let (seq, shared) = (self.seq, self.shared);
         let rings = &mut self.rings;
-        wait_until(&shared.to_app, self.deadline, || {
+        // Some(Some(reply)): answered; Some(None): the loop stopped; None
+        // (or a failed wait on the eventfd): no answer by the deadline.
+        let outcome = shared.to_app.wait_until(Some(self.deadline), || {
             while let Ok(reply) = rings.replies.pop() {
                 if reply.seq == seq {
-                    answer = Some(reply);
-                    return true;
+                    return Some(Some(reply));
                 }
             }
-            shared.stopped.load(Ordering::Acquire)
+            shared.stopped.load(Ordering::Acquire).then_some(None)
         });
-        match answer {
-            Some(reply) => reply.result.map(|n| (n, reply.data)),
-            None if shared.stopped.load(Ordering::Acquire) => Err(TransferError::Cancelled),
-            None => {
+        match outcome {
+            Ok(Some(Some(reply))) => reply.result.map(|n| (n, reply.data)),
+            Ok(Some(None)) => Err(TransferError::Cancelled),
+            Ok(None) | Err(_) => {
                 shared.abandoned.fetch_max(seq, Ordering::AcqRel);
                 Err(TransferError::TimedOut { transferred: 0 })
             }

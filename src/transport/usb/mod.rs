@@ -44,19 +44,26 @@ use self::inbound::UsbInbound;
 use self::mailbox::{Client, REPLY_GRACE, mailbox};
 use self::transfers::TransferSet;
 use super::ftdi::{ControlPipe, FtdiOutbound};
+use super::{OpenOptions, Parts};
 use crate::doorbell::Doorbell;
 use crate::error::TransferError;
 use crate::error::{Error, Result};
-use crate::port::{Port, PortConfig};
 use crate::proto::ControlRequest;
 use crate::stats::{TransportInfo, TransportKind};
 
 /// Size of the bulk-OUT transfer: a write larger than this goes out in pieces.
 const OUT_CAPACITY: usize = 4096;
 
-/// Opens the selected FTDI device and starts its reader.
-pub(crate) fn open(selector: &Selector, config: &PortConfig) -> Result<Port> {
-    let claimed = Arc::new(open_and_claim(selector, &config.usb_ids, config.interface)?);
+/// Opens the selected FTDI device, claims its interface and resets the chip.
+pub(crate) fn open(
+    selector: &Selector,
+    options: &OpenOptions,
+) -> Result<Parts<UsbInbound<TransferSet>>> {
+    let claimed = Arc::new(open_and_claim(
+        selector,
+        &options.usb_ids,
+        options.interface,
+    )?);
     let (chip, interface, mps) = (claimed.chip, claimed.interface, claimed.max_packet_size);
     let info = TransportInfo {
         kind: TransportKind::Usb,
@@ -64,13 +71,13 @@ pub(crate) fn open(selector: &Selector, config: &PortConfig) -> Result<Port> {
         chip: Some(chip),
         actual_baud: None,
         max_packet_size: Some(mps),
-        transfers_in_flight: Some(config.transfers_in_flight),
+        transfers_in_flight: Some(options.transfers_in_flight),
         notes: Vec::new(),
     };
     let wake = Arc::new(Doorbell::new()?);
     let transfers = TransferSet::new(
         claimed,
-        config.transfers_in_flight,
+        options.transfers_in_flight,
         OUT_CAPACITY,
         wake.clone(),
     )
@@ -89,16 +96,15 @@ pub(crate) fn open(selector: &Selector, config: &PortConfig) -> Result<Port> {
         mailbox: client,
         info,
     };
-    let outbound = FtdiOutbound::new(pipe, chip, interface, config.control_timeout);
+    let outbound = FtdiOutbound::new(pipe, chip, interface, options.control_timeout);
     let notes = outbound.initialize()?;
-    Port::assemble(
+    Ok(Parts {
         inbound,
-        Box::new(outbound),
-        notes,
+        outbound: Box::new(outbound),
         wake,
-        config,
-        "ftdi-rt-usb-reader",
-    )
+        notes,
+        thread_name: "ftdi-rt-usb-reader",
+    })
 }
 
 /// Control and bulk OUT: the event loop's mailbox, the only way to libusb.

@@ -194,7 +194,7 @@ pub fn compare(ctx: &mut Ctx) -> Outcome {
         let mut summary = Vec::new();
         for hogs in [0, cpus] {
             let load = if hogs == 0 { "idle" } else { "hog" };
-            let _hogs = ftdi_rt::CpuHogs::start(hogs).map_err(|e| format!("CPU hogs: {e}"))?;
+            let _hogs = ftdi_rt_lab::CpuHogs::start(hogs).map_err(|e| format!("CPU hogs: {e}"))?;
             for path in ["usb", "tty"] {
                 let mut port = if path == "usb" {
                     open_usb()?

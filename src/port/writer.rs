@@ -1,0 +1,252 @@
+//! The writing and configuring half of a port.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::PortConfig;
+use crate::error::{Error, Result};
+use crate::lock::lock;
+use crate::proto::{FlowControl, LineProperties, LineStatus, ModemStatus};
+use crate::stats::{Counters, TransportInfo};
+use crate::time::{Deadline, Timestamp};
+use crate::transport::{Applied, Outbound, Setting};
+
+/// Writes and settings of an open port. All methods take `&self`, so one
+/// thread can write while another receives (see [`Port::split`]).
+///
+/// None of this runs on the realtime reader; the locks here are only ever
+/// taken by application threads.
+///
+/// [`Port::split`]: crate::Port::split
+#[derive(Debug)]
+pub struct Writer {
+    outbound: Box<dyn Outbound>,
+    counters: Arc<Counters>,
+    write_timeout: Duration,
+    /// What the port is connected to, kept current as settings change.
+    info: Mutex<TransportInfo>,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        outbound: Box<dyn Outbound>,
+        counters: Arc<Counters>,
+        write_timeout: Duration,
+        info: TransportInfo,
+    ) -> Writer {
+        Writer {
+            outbound,
+            counters,
+            write_timeout,
+            info: Mutex::new(info),
+        }
+    }
+
+    /// The reader's counters (the writer counts the bytes it wrote there).
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    fn info_mut(&self) -> MutexGuard<'_, TransportInfo> {
+        lock(&self.info)
+    }
+
+    fn apply(&self, setting: Setting) -> Result<Applied> {
+        let applied = self.outbound.apply(setting)?;
+        match &applied {
+            Applied::Baud(actual) => self.info_mut().actual_baud = Some(*actual),
+            Applied::Skipped(note) => {
+                let mut info = self.info_mut();
+                if !info.notes.contains(note) {
+                    info.notes.push(note.clone());
+                }
+            }
+            Applied::Done => {}
+        }
+        Ok(applied)
+    }
+
+    /// Writes all of `data`, waiting up to the port's write timeout.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`] if the device did not take everything in time
+    /// (flow control holding it, a stalled device), [`Error::Disconnected`].
+    pub fn write_all(&self, data: &[u8]) -> Result<()> {
+        self.write_all_within(data, self.write_timeout)
+    }
+
+    /// Writes all of `data` within `timeout` of now.
+    pub(crate) fn write_all_within(&self, data: &[u8], timeout: Duration) -> Result<()> {
+        let deadline = Deadline::from_now(timeout);
+        let mut done = 0;
+        while done < data.len() {
+            let now = Timestamp::now();
+            if deadline.is_past(now) {
+                return Err(Error::TimedOut {
+                    operation: "write",
+                    after: timeout,
+                });
+            }
+            let n = self
+                .outbound
+                .write(&data[done..], deadline.remaining(now))?;
+            self.counters.bytes_written.add(n as u64);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Writes what the device accepts of `data` within the write timeout;
+    /// returns how much that was (at least one byte).
+    ///
+    /// # Errors
+    /// As [`write_all`](Writer::write_all) when nothing could be written.
+    pub fn write(&self, data: &[u8]) -> Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let n = self.outbound.write(data, self.write_timeout)?;
+        self.counters.bytes_written.add(n as u64);
+        Ok(n)
+    }
+
+    /// Sets the baud rate; returns the rate the device actually runs at.
+    ///
+    /// # Errors
+    /// [`Error::Baud`] when the chip cannot get within 3 %, or the device's refusal.
+    pub fn set_baud_rate(&self, baud: u32) -> Result<u32> {
+        match self.apply(Setting::Baud(baud))? {
+            Applied::Baud(actual) => Ok(actual),
+            _ => Ok(baud),
+        }
+    }
+
+    /// Sets data bits, parity and stop bits.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] if the transport cannot do it, or the device's refusal.
+    pub fn set_line_properties(&self, line: LineProperties) -> Result<()> {
+        self.apply(Setting::Line(line)).map(drop)
+    }
+
+    /// Sets flow control.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] if the transport cannot do it, or the device's refusal.
+    pub fn set_flow_control(&self, flow: FlowControl) -> Result<()> {
+        self.apply(Setting::Flow(flow)).map(drop)
+    }
+
+    /// Sets the DTR output.
+    ///
+    /// # Errors
+    /// The device's refusal.
+    pub fn set_dtr(&self, on: bool) -> Result<()> {
+        self.apply(Setting::ModemLines {
+            dtr: Some(on),
+            rts: None,
+        })
+        .map(drop)
+    }
+
+    /// Sets the RTS output (ignored by the chip while RTS/CTS flow control is on).
+    ///
+    /// # Errors
+    /// The device's refusal.
+    pub fn set_rts(&self, on: bool) -> Result<()> {
+        self.apply(Setting::ModemLines {
+            dtr: None,
+            rts: Some(on),
+        })
+        .map(drop)
+    }
+
+    /// Holds TX low (break) or releases it.
+    ///
+    /// # Errors
+    /// The device's refusal.
+    pub fn set_break(&self, on: bool) -> Result<()> {
+        self.apply(Setting::Break(on)).map(drop)
+    }
+
+    /// Sets the FTDI latency timer (1..=255 ms). On a kernel tty this writes
+    /// the ftdi_sio sysfs attribute where permitted.
+    ///
+    /// # Errors
+    /// [`Error::LatencyTimer`] for 0, or the device's refusal.
+    pub fn set_latency_timer(&self, ms: u8) -> Result<()> {
+        if let Applied::Done = self.apply(Setting::LatencyTimer(ms))? {
+            self.counters.latency_timer_ms.store(ms, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Sets (or with `None` disables) the event character.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on transports without one.
+    pub fn set_event_char(&self, ch: Option<u8>) -> Result<()> {
+        self.apply(Setting::EventChar(ch)).map(drop)
+    }
+
+    /// Sets (or with `None` disables) the error character.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on transports without one.
+    pub fn set_error_char(&self, ch: Option<u8>) -> Result<()> {
+        self.apply(Setting::ErrorChar(ch)).map(drop)
+    }
+
+    /// Empties the device's receive FIFO (data the host has not read yet).
+    ///
+    /// # Errors
+    /// The device's refusal.
+    pub fn purge_rx(&self) -> Result<()> {
+        self.apply(Setting::PurgeRx).map(drop)
+    }
+
+    /// Empties the device's transmit FIFO (data not sent yet).
+    ///
+    /// # Errors
+    /// The device's refusal.
+    pub fn purge_tx(&self) -> Result<()> {
+        self.apply(Setting::PurgeTx).map(drop)
+    }
+
+    /// Asks the device for its modem and line status (a control request on
+    /// FTDI transports, TIOCMGET on a tty).
+    ///
+    /// # Errors
+    /// The transport's error.
+    pub fn query_status(&self) -> Result<(ModemStatus, LineStatus)> {
+        self.outbound.query_status()
+    }
+
+    /// The modem and line status of the last packet the reader saw (no I/O;
+    /// zero before the first packet and on transports without status).
+    pub fn latest_status(&self) -> (ModemStatus, LineStatus) {
+        self.counters.latest_status()
+    }
+
+    /// What the port is connected to and how it is set up.
+    pub fn transport_info(&self) -> TransportInfo {
+        self.info_mut().clone()
+    }
+
+    /// Applies the settings of `config` in the order the chip wants them.
+    pub(crate) fn apply_config(&self, config: &PortConfig) -> Result<()> {
+        self.set_baud_rate(config.baud)?;
+        self.set_line_properties(config.line)?;
+        self.set_flow_control(config.flow)?;
+        self.apply(Setting::ModemLines {
+            dtr: Some(config.dtr),
+            rts: Some(config.rts),
+        })?;
+        self.set_latency_timer(config.latency_timer_ms)?;
+        // Explicitly off unless asked: a chip's error character survives RESET.
+        self.set_event_char(config.event_char)?;
+        self.set_error_char(config.error_char)?;
+        Ok(())
+    }
+}
