@@ -54,6 +54,13 @@
 //! # Ok::<(), ftdi_rt::Error>(())
 //! ```
 //!
+//! ## Coming from serialport
+//! [`Port`] implements `serialport::SerialPort`, and [`new`] mirrors
+//! `serialport::new`, so switching is one line:
+//! `serialport::new("/dev/ttyUSB0", 115200).open()?` becomes
+//! `ftdi_rt::new("FT1ABCDE", 115200).open()?`. [`Port::into_split`] gives
+//! owned receiving and writing halves for separate threads.
+//!
 //! ## Realtime
 //! By default the reader must get `SCHED_FIFO` priority 80 and its CPU
 //! pinning, or opening fails with an error that says how to grant it (root,
@@ -87,6 +94,7 @@
 #[cfg(feature = "__bench")]
 #[doc(hidden)]
 pub mod bench_support;
+mod builder;
 mod channel;
 mod doorbell;
 mod error;
@@ -110,9 +118,10 @@ mod transport;
 #[cfg(feature = "usbip")]
 pub mod usbip;
 
+pub use builder::{PortBuilder, new};
 pub use channel::{CHUNK_CAPACITY, Chunk, Receiver};
 pub use error::{Error, Result, TransferError};
-pub use port::{Port, PortConfig, Writer};
+pub use port::{OwnedReceiver, OwnedWriter, Port, PortConfig, Writer};
 pub use proto::{
     Chip, DataBits, FlowControl, Interface, LineProperties, LineStatus, ModemStatus, Parity,
     StopBits,
@@ -121,6 +130,9 @@ pub use realtime::{
     HotRegion, MemoryLocking, MemoryStatus, Pinning, RealtimeConfig, RealtimeError, RealtimePolicy,
     RealtimeStatus, make_current_thread_realtime,
 };
+/// The `serialport` crate this crate's [`Port`] implements
+/// `serialport::SerialPort` of (re-exported so both name the same version).
+pub use serialport;
 pub use stall::StallSource;
 pub use stats::{
     LatencySummary, LineErrorCounts, PageFaults, ReaderPageFaults, Statistics, TransportInfo,

@@ -102,6 +102,25 @@ impl Receiver {
         self.read_timeout = timeout;
     }
 
+    /// The timeout of the `io::Read` implementation (`None`: it blocks).
+    pub fn read_timeout(&self) -> Option<Duration> {
+        self.read_timeout
+    }
+
+    /// Payload bytes received and not taken yet (a snapshot: the reader
+    /// may be adding more). Bytes still in the chip's FIFO or in flight on
+    /// the bus are not counted: the host cannot know them.
+    pub fn queued_bytes(&self) -> u64 {
+        self.shared.queued_bytes()
+    }
+
+    /// Drops everything received so far, from `&self`: the next receive
+    /// skips what had arrived by now (loss notices are kept). Any handle
+    /// of the port can ask this (`serialport::SerialPort::clear`).
+    pub fn clear_received(&self) {
+        self.shared.request_discard();
+    }
+
     /// Drops everything received so far without waiting; returns the number
     /// of bytes dropped. Loss and disconnect notices are kept for the next
     /// receive.
@@ -173,6 +192,17 @@ impl Receiver {
                 self.pop_head();
                 continue;
             }
+            if self.shared.taken_bytes.get() < self.shared.discard_until.load(Ordering::Relaxed) {
+                // Cleared by `clear_received` (perhaps on another handle):
+                // every chunk pushed before the request goes.
+                if let Ok(chunk) = self.ring.peek() {
+                    self.shared
+                        .taken_bytes
+                        .add(u64::from(chunk.end - chunk.start));
+                }
+                self.pop_head();
+                continue;
+            }
             return Ok(true);
         }
     }
@@ -202,6 +232,11 @@ impl Receiver {
     fn take_head(&mut self) -> &Chunk {
         self.head_taken = true;
         self.record_head();
+        if let Ok(chunk) = self.ring.peek() {
+            self.shared
+                .taken_bytes
+                .add(u64::from(chunk.end - chunk.start));
+        }
         match self.ring.peek() {
             Ok(chunk) => chunk,
             // ready() returned true and nothing popped since: the head exists.
@@ -248,6 +283,7 @@ impl io::Read for Receiver {
         let n = buf.len().min(chunk.payload().len());
         buf[..n].copy_from_slice(&chunk.payload()[..n]);
         chunk.start += n as u16;
+        self.shared.taken_bytes.add(n as u64);
         if chunk.start == chunk.end {
             slots.commit_all();
             self.head_recorded = false;

@@ -46,6 +46,7 @@ impl Sender {
                 slots.as_mut_slices().0[0].fill(payload, status, arrived, self.pending_lost);
                 slots.commit_all();
                 self.pending_lost = 0;
+                self.shared.pushed_bytes.add(payload.len() as u64);
                 true
             }
             Err(_) => {

@@ -10,8 +10,11 @@
 //! thread can write while another receives.
 
 mod config;
+mod halves;
 mod io;
 mod open;
+mod serial_port;
+pub(crate) mod serial_types;
 mod settings;
 mod writer;
 
@@ -19,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::PortConfig;
+pub use halves::{OwnedReceiver, OwnedWriter};
 pub use writer::Writer;
 
 use crate::channel::{Chunk, Receiver, Shared};
@@ -39,15 +43,19 @@ use crate::transaction::{ReplyEnd, Transaction, Transactions};
 /// [`transact`](Port::transact); read the figures with [`stats`](Port::stats).
 ///
 /// Dropping the port stops the reader (cancelling its transfers and waiting
-/// for them), then releases the device.
+/// for them), then releases the device (once no clone from
+/// [`serialport::SerialPort::try_clone`] and no [`OwnedWriter`] holds it).
 #[derive(Debug)]
 pub struct Port {
+    // Fields drop in declaration order: the reader first, so it cancels
+    // and drains its transfers while the device is still claimed; the
+    // writer (and the device, unless a clone still shares it) after.
+    reader: ReaderHandle,
     receiver: Receiver,
-    writer: Writer,
+    writer: Arc<Writer>,
     transactions: Transactions,
     channel: Arc<Shared>,
     realtime: RealtimeStatus,
-    reader: ReaderHandle,
 }
 
 impl Port {
@@ -163,13 +171,5 @@ impl Port {
             transaction_histogram: tx.latency().clone(),
             delivery_histogram: self.receiver.delivery_histogram().clone(),
         }
-    }
-}
-
-impl Drop for Port {
-    fn drop(&mut self) {
-        // The reader first: it cancels and drains its transfers while the
-        // device is still claimed; the writer (and the device) go after.
-        self.reader.stop();
     }
 }

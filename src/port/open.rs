@@ -99,12 +99,12 @@ impl Port {
             thread_name,
         )?;
         Ok(Port {
+            reader,
             receiver,
-            writer,
+            writer: Arc::new(writer),
             transactions: Transactions::new(config.reply_capacity),
             channel: shared,
             realtime,
-            reader,
         })
     }
 }

@@ -26,6 +26,17 @@ pub struct Writer {
     write_timeout: Duration,
     /// What the port is connected to, kept current as settings change.
     info: Mutex<TransportInfo>,
+    /// The line settings last applied, for the getters (the chip cannot
+    /// report them back).
+    line: Mutex<LineSettings>,
+}
+
+/// The settings a serial API reads back: what was last applied.
+#[derive(Clone, Copy, Debug, Default)]
+struct LineSettings {
+    baud: u32,
+    line: LineProperties,
+    flow: FlowControl,
 }
 
 impl Writer {
@@ -40,6 +51,7 @@ impl Writer {
             counters,
             write_timeout,
             info: Mutex::new(info),
+            line: Mutex::new(LineSettings::default()),
         }
     }
 
@@ -116,10 +128,29 @@ impl Writer {
     /// # Errors
     /// [`Error::Baud`] when the chip cannot get within 3 %, or the device's refusal.
     pub fn set_baud_rate(&self, baud: u32) -> Result<u32> {
-        match self.apply(Setting::Baud(baud))? {
-            Applied::Baud(actual) => Ok(actual),
-            _ => Ok(baud),
-        }
+        let actual = match self.apply(Setting::Baud(baud))? {
+            Applied::Baud(actual) => actual,
+            _ => baud,
+        };
+        lock(&self.line).baud = baud;
+        Ok(actual)
+    }
+
+    /// The baud rate the device runs at (the chip's nearest rate to the
+    /// one asked for), or the one asked for where the transport cannot say.
+    pub fn baud_rate(&self) -> u32 {
+        let actual = self.info_mut().actual_baud;
+        actual.unwrap_or_else(|| lock(&self.line).baud)
+    }
+
+    /// The data bits, parity and stop bits last set.
+    pub fn line_properties(&self) -> LineProperties {
+        lock(&self.line).line
+    }
+
+    /// The flow control last set.
+    pub fn flow_control(&self) -> FlowControl {
+        lock(&self.line).flow
     }
 
     /// Sets data bits, parity and stop bits.
@@ -127,7 +158,9 @@ impl Writer {
     /// # Errors
     /// [`Error::Unsupported`] if the transport cannot do it, or the device's refusal.
     pub fn set_line_properties(&self, line: LineProperties) -> Result<()> {
-        self.apply(Setting::Line(line)).map(drop)
+        self.apply(Setting::Line(line))?;
+        lock(&self.line).line = line;
+        Ok(())
     }
 
     /// Sets flow control.
@@ -135,7 +168,9 @@ impl Writer {
     /// # Errors
     /// [`Error::Unsupported`] if the transport cannot do it, or the device's refusal.
     pub fn set_flow_control(&self, flow: FlowControl) -> Result<()> {
-        self.apply(Setting::Flow(flow)).map(drop)
+        self.apply(Setting::Flow(flow))?;
+        lock(&self.line).flow = flow;
+        Ok(())
     }
 
     /// Sets the DTR output.
