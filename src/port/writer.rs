@@ -264,6 +264,26 @@ impl Writer {
         self.counters.latest_status()
     }
 
+    /// Reads the chip's configuration EEPROM: `words` words from address 0,
+    /// one READ_EEPROM request each (64 for a 93C46). Read-only: nothing is
+    /// ever written. Decode it with [`Eeprom::decode`](crate::proto::Eeprom::decode).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on a kernel tty; the device's refusal.
+    pub fn read_eeprom(&self, words: u16) -> Result<Vec<u16>> {
+        (0..words)
+            .map(|w| self.outbound.read_eeprom_word(w))
+            .collect()
+    }
+
+    /// Reads the latency timer from the chip itself (ms).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on a kernel tty; the device's refusal.
+    pub fn read_latency_timer(&self) -> Result<u8> {
+        self.outbound.read_latency_timer()
+    }
+
     /// What the port is connected to and how it is set up.
     pub fn transport_info(&self) -> TransportInfo {
         self.info_mut().clone()

@@ -15,6 +15,9 @@
 //! - [`packets`]: splitting a bulk-IN transfer into [`Packet`]s, each with
 //!   its [`ModemStatus`] / [`LineStatus`] header.
 //! - [`LineProperties`], [`FlowControl`]: line configuration values.
+//! - [`Eeprom`]: the configuration EEPROM's identity fields and strings,
+//!   decoded read-only (and [`EepromImage`] to build one, for the
+//!   simulated chip).
 //!
 //! Facts are cited from `docs/ftdi-protocol.md`, by section, which names the
 //! primary source of each.
@@ -22,6 +25,7 @@
 
 mod baud;
 mod chip;
+mod eeprom;
 mod interface;
 mod line;
 mod packet;
@@ -33,13 +37,14 @@ pub use baud::{
     choose_divisor, decode_divisor, nearest_divisor,
 };
 pub use chip::Chip;
+pub use eeprom::{EEPROM_WORDS_93C46, Eeprom, EepromError, EepromImage};
 pub use interface::{Interface, ParseInterfaceError};
 pub use line::{DataBits, FlowControl, LineProperties, Parity, StopBits};
 pub use packet::{MalformedPacket, Packet, Packets, packets};
 pub use request::{
     ControlRequest, LatencyTimerError, REQUEST_TYPE_IN, REQUEST_TYPE_OUT, Request,
-    SIO_GET_LATENCY_TIMER, SIO_MODEM_CTRL, SIO_POLL_MODEM_STATUS, SIO_READ_PINS, SIO_RESET,
-    SIO_SET_BAUD_RATE, SIO_SET_BITMODE, SIO_SET_DATA, SIO_SET_ERROR_CHAR, SIO_SET_EVENT_CHAR,
-    SIO_SET_FLOW_CTRL, SIO_SET_LATENCY_TIMER, UnknownRequest,
+    SIO_GET_LATENCY_TIMER, SIO_MODEM_CTRL, SIO_POLL_MODEM_STATUS, SIO_READ_EEPROM, SIO_READ_PINS,
+    SIO_RESET, SIO_SET_BAUD_RATE, SIO_SET_BITMODE, SIO_SET_DATA, SIO_SET_ERROR_CHAR,
+    SIO_SET_EVENT_CHAR, SIO_SET_FLOW_CTRL, SIO_SET_LATENCY_TIMER, UnknownRequest,
 };
 pub use status::{LineStatus, ModemStatus};

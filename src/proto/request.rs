@@ -34,6 +34,9 @@ pub const SIO_GET_LATENCY_TIMER: u8 = 0x0A;
 pub const SIO_SET_BITMODE: u8 = 0x0B;
 /// bRequest: read the pins' instantaneous levels.
 pub const SIO_READ_PINS: u8 = 0x0C;
+/// bRequest: read one 16-bit word of the configuration EEPROM (wIndex:
+/// the word address; docs/ftdi-protocol.md §2).
+pub const SIO_READ_EEPROM: u8 = 0x90;
 
 /// bmRequestType for host-to-device requests: vendor, device, OUT.
 pub const REQUEST_TYPE_OUT: u8 = 0x40;
@@ -224,6 +227,12 @@ impl ControlRequest {
         Self::input(SIO_GET_LATENCY_TIMER, interface.port(), 1)
     }
 
+    /// Read EEPROM word `word` (2 bytes, little-endian). The EEPROM is the
+    /// chip's, not a channel's: wIndex carries the address, no port.
+    pub const fn read_eeprom(word: u16) -> ControlRequest {
+        Self::input(SIO_READ_EEPROM, word, 2)
+    }
+
     /// SET_BITMODE mode 0, mask 0: back to plain UART operation, undoing any
     /// bit-bang/MPSSE mode a previous user left behind.
     pub const fn uart_mode(interface: Interface) -> ControlRequest {
@@ -244,12 +253,15 @@ impl ControlRequest {
         let unknown = Err(UnknownRequest(*self));
         let port = (self.index & 0xFF) as u8;
         let index_hi = self.index >> 8;
-        if port > 4 && self.request != SIO_SET_BAUD_RATE {
+        // wIndex is a word address for READ_EEPROM, divisor bits for SET_BAUDRATE.
+        let index_is_port = !matches!(self.request, SIO_SET_BAUD_RATE | SIO_READ_EEPROM);
+        if port > 4 && index_is_port {
             return unknown;
         }
         let expect_len: u16 = match self.request {
             SIO_POLL_MODEM_STATUS => 2,
             SIO_GET_LATENCY_TIMER | SIO_READ_PINS => 1,
+            SIO_READ_EEPROM => 2,
             _ => 0,
         };
         let expect_type = if expect_len == 0 {
@@ -261,7 +273,7 @@ impl ControlRequest {
             return unknown;
         }
         // Only SET_FLOW_CTRL and SET_BAUDRATE use wIndex's high byte.
-        if index_hi != 0 && !matches!(self.request, SIO_SET_FLOW_CTRL | SIO_SET_BAUD_RATE) {
+        if index_hi != 0 && index_is_port && self.request != SIO_SET_FLOW_CTRL {
             return unknown;
         }
         let v = self.value;
@@ -360,6 +372,7 @@ impl ControlRequest {
                 mask: (v & 0xFF) as u8,
             },
             SIO_READ_PINS if v == 0 => Request::ReadPins { port },
+            SIO_READ_EEPROM if v == 0 => Request::ReadEeprom { word: self.index },
             _ => return unknown,
         };
         Ok(request)
@@ -480,6 +493,11 @@ pub enum Request {
     ReadPins {
         /// Channel selector.
         port: u8,
+    },
+    /// Read one word of the configuration EEPROM.
+    ReadEeprom {
+        /// Word address.
+        word: u16,
     },
 }
 

@@ -83,7 +83,7 @@ mod wire_log;
 pub use chip::{SimChip, SimHandle};
 pub use device::{Device, DeviceEnd, Frobnicator, Line, Loopback, ModemLines, WireByte};
 pub use engine::{ChannelEngine, ControlReply};
-pub use registers::ChipState;
+pub use registers::{ChipState, SIM_SERIAL};
 pub use transfer::{InPacket, MAX_PACKET, TransferError};
 pub use wire_log::{WireDirection, WireEvent, WireLog};
 

@@ -4,9 +4,12 @@
 //! chip would refuse them.
 
 use crate::proto::{
-    Chip, ControlRequest, Divisor, FlowControl, Interface, LineProperties, Request, baud_divisor,
-    decode_divisor,
+    Chip, ControlRequest, Divisor, EEPROM_WORDS_93C46, EepromImage, FlowControl, Interface,
+    LineProperties, Request, baud_divisor, decode_divisor,
 };
+
+/// The serial number in the simulated chip's EEPROM.
+pub const SIM_SERIAL: &str = "FTSIM001";
 
 /// The simulated chip's settings, as the host last set them.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,6 +42,26 @@ pub struct ChipState {
     pub bitmode: u8,
     /// How many RESET requests arrived.
     pub resets: u32,
+    /// The configuration EEPROM (read-only: READ_EEPROM answers from it,
+    /// writes are not modelled).
+    pub(crate) eeprom: [u16; EEPROM_WORDS_93C46],
+}
+
+/// The EEPROM a chip of this family leaves the factory with (FTDI's IDs
+/// and strings; the FT232R's internal 93C46 layout for every family),
+/// with [`SIM_SERIAL`] as its serial number.
+fn factory_eeprom(chip: Chip) -> [u16; EEPROM_WORDS_93C46] {
+    let (pid, product) = match chip {
+        Chip::Ft232R => (0x6001, "FT232R USB UART"),
+        Chip::Ft2232H => (0x6010, "Dual RS232-HS"),
+        Chip::Ft4232H => (0x6011, "Quad RS232-HS"),
+        Chip::Ft232H => (0x6014, "Single RS232-HS"),
+        _ => (0x6001, chip.name()),
+    };
+    EepromImage::new(0x0403, pid, chip.bcd_device())
+        .strings("FTDI", product)
+        .serial(Some(SIM_SERIAL))
+        .words()
 }
 
 impl ChipState {
@@ -69,6 +92,7 @@ impl ChipState {
             error_char: None,
             bitmode: 0,
             resets: 0,
+            eeprom: factory_eeprom(chip),
         }
     }
 }
@@ -126,6 +150,11 @@ impl ChipState {
         request: &ControlRequest,
     ) -> Result<Effect, Stall> {
         let decoded = request.decode().map_err(|_| Stall)?;
+        if let Request::ReadEeprom { word } = decoded {
+            // A 93C46 has 6 address bits: higher ones are not wired.
+            let value = self.eeprom[usize::from(word) % EEPROM_WORDS_93C46];
+            return Ok(Effect::Reply(value.to_le_bytes(), 2));
+        }
         let port = match decoded {
             Request::Reset { port }
             | Request::PurgeRx { port }
@@ -140,6 +169,7 @@ impl ChipState {
             | Request::GetLatencyTimer { port }
             | Request::SetBitmode { port, .. }
             | Request::ReadPins { port } => port,
+            Request::ReadEeprom { .. } => 0,
             Request::BaudRate { index, .. } => {
                 if chip.has_channel_byte() {
                     (index & 0xFF) as u8
@@ -296,6 +326,23 @@ mod tests {
             Ok(Effect::None),
             "channel C exists on a 4232H but is not modelled"
         );
+    }
+
+    #[test]
+    fn the_eeprom_reads_back_word_by_word() {
+        let mut s = r();
+        let words: Vec<u16> = (0..EEPROM_WORDS_93C46 as u16)
+            .map(
+                |w| match s.handle(Chip::Ft232R, Interface::A, &ControlRequest::read_eeprom(w)) {
+                    Ok(Effect::Reply(b, 2)) => u16::from_le_bytes(b),
+                    other => panic!("word {w}: {other:?}"),
+                },
+            )
+            .collect();
+        let e = crate::proto::Eeprom::decode(&words).unwrap();
+        assert_eq!(e.serial.as_deref(), Some(SIM_SERIAL));
+        assert_eq!(e.product.as_deref(), Some("FT232R USB UART"));
+        assert!(e.checksum_ok);
     }
 
     #[test]

@@ -148,6 +148,30 @@ impl<P: ControlPipe> Outbound for FtdiOutbound<P> {
         ))
     }
 
+    fn read_eeprom_word(&self, word: u16) -> Result<u16> {
+        let mut buf = [0u8; 2];
+        let n = self.control(ControlRequest::read_eeprom(word), &mut buf)?;
+        if n < 2 {
+            return Err(Error::SettingRejected {
+                setting: format!("READ_EEPROM word {word:#04x}"),
+                reason: format!("the chip answered {n} bytes instead of 2"),
+            });
+        }
+        Ok(u16::from_le_bytes(buf))
+    }
+
+    fn read_latency_timer(&self) -> Result<u8> {
+        let mut buf = [0u8; 1];
+        let n = self.control(ControlRequest::get_latency_timer(self.interface), &mut buf)?;
+        if n < 1 {
+            return Err(Error::SettingRejected {
+                setting: "GET_LATENCY_TIMER".into(),
+                reason: "the chip answered no byte".into(),
+            });
+        }
+        Ok(buf[0])
+    }
+
     fn info(&self) -> TransportInfo {
         let mut info = self.pipe.info();
         info.chip = Some(self.chip);

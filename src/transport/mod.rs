@@ -177,6 +177,26 @@ pub(crate) trait Outbound: Send + Sync + 'static {
 
     /// What this transport is connected to.
     fn info(&self) -> TransportInfo;
+
+    /// Reads one word of the chip's configuration EEPROM.
+    fn read_eeprom_word(&self, _word: u16) -> Result<u16> {
+        Err(crate::error::Error::Unsupported {
+            setting: "reading the EEPROM".into(),
+            transport: self.info().description,
+            reason: "only the FTDI transports (libusb, simulated chip) reach the chip's EEPROM"
+                .into(),
+        })
+    }
+
+    /// Reads the chip's latency timer (ms).
+    fn read_latency_timer(&self) -> Result<u8> {
+        Err(crate::error::Error::Unsupported {
+            setting: "reading the latency timer from the chip".into(),
+            transport: self.info().description,
+            reason: "on a kernel tty, read /sys/bus/usb-serial/devices/ttyUSB*/latency_timer"
+                .into(),
+        })
+    }
 }
 
 impl std::fmt::Debug for dyn Outbound {
