@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
-use ftdi_rt::{Error, make_current_thread_realtime};
+use ftdi_rt::{Error, LatencySummary, Statistics, make_current_thread_realtime};
 
 use self::cli::{Options, Target};
 use crate::{CpuHogs, NoiseProbe};
@@ -40,11 +40,41 @@ pub fn main() -> ExitCode {
     run_with(Options::parse())
 }
 
+/// What one transport's run measured, for callers that present it
+/// themselves (`ftdi-rt bench --json`).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Outcome {
+    /// The transport and what it is connected to.
+    pub label: String,
+    /// Transactions run.
+    pub transactions: u64,
+    /// Deadline misses, all causes.
+    pub misses: u64,
+    /// Replies that were not the frobnicator's answer.
+    pub wrong_replies: u64,
+    /// The transactions' latency (as [`Statistics::transaction_latency`]).
+    pub latency: LatencySummary,
+    /// The port's statistics at the end of the run.
+    pub stats: Statistics,
+    /// The error that ended the run early, if any.
+    pub error: Option<String>,
+    /// Ctrl-C ended the run.
+    pub interrupted: bool,
+}
+
 /// Runs the tool with `opts`.
 pub fn run_with(opts: Options) -> ExitCode {
+    run_collecting(opts, true).0
+}
+
+/// Runs the tool with `opts`, printing its report only if `print` (the
+/// CSV and SVG files are written either way), and returns what each
+/// transport measured.
+pub fn run_collecting(opts: Options, print: bool) -> (ExitCode, Vec<Outcome>) {
     if !(1..=256).contains(&opts.request_size) || opts.reply_size == 0 {
         eprintln!("--request-size must be 1..=256 and --reply-size at least 1");
-        return ExitCode::from(2);
+        return (ExitCode::from(2), Vec::new());
     }
     let stop = Arc::new(AtomicBool::new(false));
     let on_signal = stop.clone();
@@ -66,7 +96,7 @@ pub fn run_with(opts: Options) -> ExitCode {
         Ok(h) => h,
         Err(e) => {
             eprintln!("error: cannot start {} CPU hogs: {e}", opts.stress);
-            return ExitCode::from(2);
+            return (ExitCode::from(2), Vec::new());
         }
     };
     let probe = if opts.no_noise_probe {
@@ -89,7 +119,7 @@ pub fn run_with(opts: Options) -> ExitCode {
     let app = reader.with_priority(opts.reader_priority.saturating_sub(10).max(1));
     let app_status = match make_current_thread_realtime(&app) {
         Ok(s) => s,
-        Err(e) => return realtime_refused(&Error::Realtime(e)),
+        Err(e) => return (realtime_refused(&Error::Realtime(e)), Vec::new()),
     };
 
     let targets: Vec<Target> = match (&opts.compare, &opts.usb, &opts.tty) {
@@ -105,10 +135,10 @@ pub fn run_with(opts: Options) -> ExitCode {
     for t in &targets {
         let mut opened = match target::open(t, &opts) {
             Ok(o) => o,
-            Err(e @ Error::Realtime(_)) => return realtime_refused(&e),
+            Err(e @ Error::Realtime(_)) => return (realtime_refused(&e), Vec::new()),
             Err(e) => {
                 eprintln!("error: cannot open {t}: {e}");
-                return ExitCode::from(2);
+                return (ExitCode::from(2), Vec::new());
             }
         };
         target::settle(&mut opened.port);
@@ -122,35 +152,45 @@ pub fn run_with(opts: Options) -> ExitCode {
     }
     drop(hogs);
 
-    println!("application      {app_status}");
-    if let Some(probe) = &probe {
-        println!("machine noise    {}", probe.summary());
-    }
-    for r in &results {
-        println!("\n{}", report::summary(r, &opts, &load));
-        println!("{}", report::histogram(r, opts.deadline));
-    }
-    if let [a, b] = results.as_slice() {
-        println!(
-            "comparison under the same load ({load}), B = {}, A = {}:",
-            b.label, a.label
-        );
-        println!("{}", report::compare(a, b));
+    if print {
+        println!("application      {app_status}");
+        if let Some(probe) = &probe {
+            println!("machine noise    {}", probe.summary());
+        }
+        for r in &results {
+            println!("\n{}", report::summary(r, &opts, &load));
+            println!("{}", report::histogram(r, opts.deadline));
+        }
+        if let [a, b] = results.as_slice() {
+            println!(
+                "comparison under the same load ({load}), B = {}, A = {}:",
+                b.label, a.label
+            );
+            println!("{}", report::compare(a, b));
+        }
     }
     let all: Vec<&run::RunResult> = results.iter().collect();
+    // Without the report, stdout belongs to the caller (JSON): notes go to stderr.
+    let note = |line: String| {
+        if print {
+            println!("{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    };
     if let Some(path) = &opts.csv {
         match report::write_csv(path, &all) {
-            Ok(()) => println!("samples written to {}", path.display()),
+            Ok(()) => note(format!("samples written to {}", path.display())),
             Err(e) => eprintln!("error: writing {}: {e}", path.display()),
         }
     }
     if let Some(path) = &opts.svg {
         match plotting::write_svg(path, &all, opts.deadline) {
-            Ok(()) => println!("histogram plot written to {}", path.display()),
+            Ok(()) => note(format!("histogram plot written to {}", path.display())),
             Err(e) => eprintln!("error: writing {}: {e}", path.display()),
         }
     }
-    if results
+    let code = if results
         .iter()
         .any(|r| r.error.is_some() || r.wrong_replies > 0)
     {
@@ -162,7 +202,14 @@ pub fn run_with(opts: Options) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    }
+    };
+    (
+        code,
+        results
+            .into_iter()
+            .map(run::RunResult::into_outcome)
+            .collect(),
+    )
 }
 
 /// The realtime grant is missing: say how to get it, offer --best-effort.

@@ -34,6 +34,23 @@ pub(super) struct RunResult {
     pub(super) interrupted: bool,
 }
 
+impl RunResult {
+    /// The public summary of this run.
+    pub(super) fn into_outcome(self) -> super::Outcome {
+        let latency = self.stats.transaction_latency;
+        super::Outcome {
+            label: self.label,
+            transactions: self.samples.len() as u64,
+            misses: self.misses,
+            wrong_replies: self.wrong_replies,
+            latency,
+            stats: self.stats,
+            error: self.error.map(|e| e.to_string()),
+            interrupted: self.interrupted,
+        }
+    }
+}
+
 fn request(i: u64, size: usize) -> Vec<u8> {
     (0..size)
         .map(|k| (i as usize).wrapping_mul(31).wrapping_add(k) as u8)
