@@ -32,6 +32,8 @@
 //!   tests, examples and benches turn it on.
 //! - `usbip`: the simulated chip as a USB device and the USB/IP front end
 //!   that attaches it to the local kernel (implies `sim`).
+//! - `tokio`: [`AsyncPort`], tokio's `AsyncRead`/`AsyncWrite` on the
+//!   channel's file descriptor, and an async `transact`.
 //!
 //! Measurement tools (the machine-noise probe, CPU hogs, a device model on
 //! a pty, the request/reply tool behind `examples/request_reply`) live in
@@ -121,6 +123,9 @@ pub mod usbip;
 pub use builder::{PortBuilder, new};
 pub use channel::{CHUNK_CAPACITY, Chunk, Receiver};
 pub use error::{Error, Result, TransferError};
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use port::AsyncPort;
 pub use port::{OwnedReceiver, OwnedWriter, Port, PortConfig, Writer};
 pub use proto::{
     Chip, DataBits, FlowControl, Interface, LineProperties, LineStatus, ModemStatus, Parity,

@@ -267,17 +267,13 @@ impl Receiver {
     }
 }
 
-impl io::Read for Receiver {
-    /// Blocks until at least one byte is there (or the read timeout passes),
-    /// then copies what fits. A partly read chunk stays at the head.
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        self.wait_ready(self.read_timeout)?;
+impl Receiver {
+    /// Copies what fits of the head chunk into `buf` (which `ready()` just
+    /// confirmed); a partly read chunk stays at the head.
+    fn copy_head(&mut self, buf: &mut [u8]) -> usize {
         self.record_head();
         let Ok(mut slots) = self.ring.read_chunk(1) else {
-            return Ok(0);
+            return 0;
         };
         let chunk = &mut slots.as_mut_slices().0[0];
         let n = buf.len().min(chunk.payload().len());
@@ -289,7 +285,38 @@ impl io::Read for Receiver {
             self.head_recorded = false;
             self.loss_reported = false;
         }
-        Ok(n)
+        n
+    }
+
+    /// `io::Read` without waiting: copies what is there into `buf`, or
+    /// returns `Ok(None)` (and the file descriptor becomes readable when
+    /// data arrives, as after an empty [`try_recv`](Receiver::try_recv)).
+    ///
+    /// # Errors
+    /// [`Error::Overflow`] and [`Error::Disconnected`] as for `recv_timeout`.
+    pub fn try_read(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
+        if buf.is_empty() {
+            return Ok(Some(0));
+        }
+        if !self.ready()? {
+            self.shared.bell.arm();
+            if !self.ready()? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(self.copy_head(buf)))
+    }
+}
+
+impl io::Read for Receiver {
+    /// Blocks until at least one byte is there (or the read timeout passes),
+    /// then copies what fits. A partly read chunk stays at the head.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.wait_ready(self.read_timeout)?;
+        Ok(self.copy_head(buf))
     }
 }
 

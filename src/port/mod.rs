@@ -9,6 +9,8 @@
 //! way for all of them. [`Port::split`] hands out both halves at once so one
 //! thread can write while another receives.
 
+#[cfg(feature = "tokio")]
+mod async_port;
 mod config;
 mod halves;
 mod io;
@@ -21,6 +23,8 @@ mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "tokio")]
+pub use async_port::AsyncPort;
 pub use config::PortConfig;
 pub use halves::{OwnedReceiver, OwnedWriter};
 pub use writer::Writer;

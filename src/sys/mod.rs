@@ -8,7 +8,8 @@
 //! One concept per file, as mio's `sys/unix`: this file has the clock, the
 //! eventfd and `ppoll` (what every wait is made of); [`sched`] scheduling and
 //! CPU affinity, [`mem`] memory locking and page faults, [`fd`] plain
-//! descriptor I/O, [`tty`] terminal ioctls. Nothing here imports the rest of
+//! descriptor I/O, [`tty`] terminal ioctls, `reactor` registration with
+//! tokio (feature `tokio`). Nothing here imports the rest of
 //! the crate: times are plain `CLOCK_MONOTONIC` nanoseconds.
 
 use std::io;
@@ -33,6 +34,8 @@ macro_rules! syscall {
 
 pub(crate) mod fd;
 pub(crate) mod mem;
+#[cfg(feature = "tokio")]
+pub(crate) mod reactor;
 pub(crate) mod sched;
 pub(crate) mod tty;
 
