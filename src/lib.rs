@@ -32,7 +32,7 @@
 //!   tests, examples and benches turn it on.
 //! - `usbip`: the simulated chip as a USB device and the USB/IP front end
 //!   that attaches it to the local kernel (implies `sim`).
-//! - `tokio`: [`AsyncPort`], tokio's `AsyncRead`/`AsyncWrite` on the
+//! - `tokio`: `AsyncPort`, tokio's `AsyncRead`/`AsyncWrite` on the
 //!   channel's file descriptor, and an async `transact`.
 //!
 //! Measurement tools (the machine-noise probe, CPU hogs, a device model on

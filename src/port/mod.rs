@@ -7,7 +7,10 @@
 //! only place that assembles one: each transport returns its parts
 //! (`crate::transport::Parts`) and [`open`] puts them together, the same
 //! way for all of them. [`Port::split`] hands out both halves at once so one
-//! thread can write while another receives.
+//! thread can write while another receives; [`Port::into_split`] gives owned
+//! halves that move to other threads. The port also speaks
+//! `serialport::SerialPort` (`serial_port.rs`) and, with feature `tokio`,
+//! tokio's I/O traits (`AsyncPort`).
 
 #[cfg(feature = "tokio")]
 mod async_port;
