@@ -38,15 +38,22 @@ use crate::transaction::{ReplyEnd, Transaction};
 /// A [`Port`] registered with tokio: `AsyncRead`, `AsyncWrite`, and an
 /// async [`transact`](AsyncPort::transact).
 ///
-/// ```no_run
-/// # async fn demo(port: ftdi_rt::Port) -> Result<(), Box<dyn std::error::Error>> {
+/// ```
+/// use ftdi_rt::sim::{Loopback, SimChip, SimConfig};
+/// use ftdi_rt::{AsyncPort, Port, PortConfig};
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
-/// let mut port = ftdi_rt::AsyncPort::new(port)?;
-/// port.write_all(b"ping").await?;
-/// let mut reply = [0u8; 4];
-/// port.read_exact(&mut reply).await?;
-/// # Ok(())
-/// # }
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let chip = SimChip::new(Loopback::new(), SimConfig::default())?;
+///     let port = Port::open_sim(chip, &PortConfig::default().best_effort())?;
+///     let mut port = AsyncPort::new(port)?;
+///     port.write_all(b"ping").await?;
+///     let mut reply = [0u8; 4];
+///     port.read_exact(&mut reply).await?;
+///     assert_eq!(&reply, b"ping");
+///     Ok(())
+/// }
 /// ```
 #[derive(Debug)]
 pub struct AsyncPort {

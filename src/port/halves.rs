@@ -49,20 +49,21 @@ impl Port {
     /// Transactions need both halves and are not available on them; use
     /// [`split`](Port::split) for a scoped split that keeps them.
     ///
-    /// ```no_run
-    /// # fn main() -> ftdi_rt::Result<()> {
+    /// ```
     /// use std::io::Read;
-    /// # let port: ftdi_rt::Port = unimplemented!();
+    /// use ftdi_rt::sim::{Loopback, SimChip, SimConfig};
+    /// use ftdi_rt::{Port, PortConfig};
+    ///
+    /// let chip = SimChip::new(Loopback::new(), SimConfig::default())?;
+    /// let port = Port::open_sim(chip, &PortConfig::default().best_effort())?;
     /// let (mut rx, tx) = port.into_split();
     /// let receiving = std::thread::spawn(move || {
-    ///     let mut buf = [0; 64];
-    ///     rx.read(&mut buf).map(|n| buf[..n].to_vec())
+    ///     let mut buf = [0; 4];
+    ///     rx.read_exact(&mut buf).map(|()| buf)
     /// });
     /// tx.write_all(b"ping")?;
-    /// let reply = receiving.join().expect("receiver thread")?;
-    /// # let _ = reply;
-    /// # Ok(())
-    /// # }
+    /// assert_eq!(&receiving.join().expect("receiver thread")?, b"ping");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn into_split(self) -> (OwnedReceiver, OwnedWriter) {
         let Port {
