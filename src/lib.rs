@@ -117,6 +117,7 @@ pub use proto::{
     Chip, DataBits, FlowControl, Interface, LineProperties, LineStatus, ModemStatus, Parity,
     StopBits,
 };
+pub use reader::Reader;
 pub use realtime::{
     HotRegion, MemoryLocking, MemoryStatus, Pinning, RealtimeConfig, RealtimeError, RealtimePolicy,
     RealtimeStatus, make_current_thread_realtime,

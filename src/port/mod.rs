@@ -23,7 +23,7 @@ pub use writer::Writer;
 
 use crate::channel::{Chunk, Receiver, Shared};
 use crate::error::Result;
-use crate::reader::ReaderHandle;
+use crate::reader::PortReader;
 use crate::realtime::RealtimeStatus;
 use crate::stall::StallSource;
 use crate::stats::{LatencySummary, LineErrorCounts, Statistics};
@@ -47,7 +47,7 @@ pub struct Port {
     transactions: Transactions,
     channel: Arc<Shared>,
     realtime: RealtimeStatus,
-    reader: ReaderHandle,
+    reader: PortReader,
 }
 
 impl Port {
@@ -127,6 +127,14 @@ impl Port {
     /// How the reader thread runs (guaranteed realtime or best effort).
     pub fn realtime(&self) -> &RealtimeStatus {
         &self.realtime
+    }
+
+    /// CPU time the thread serving this port has used so far: the port's own
+    /// reader, or a shared [`Reader`](crate::Reader)'s for all its ports
+    /// (`None` where `/proc/self/task/<tid>/schedstat` cannot be read).
+    /// Allocates (reads /proc).
+    pub fn reader_cpu_time(&self) -> Option<Duration> {
+        self.reader.cpu_time()
     }
 
     /// Everything measured so far.

@@ -36,6 +36,7 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use inbound::USB_NOT_SHARED;
 pub use list::{DeviceInfo, FTDI_VID, Selector, UsbId, list};
 
 use self::device::open_and_claim;
