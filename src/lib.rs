@@ -129,4 +129,4 @@ pub use stats::{
 };
 pub use time::Timestamp;
 pub use transaction::{ReplyEnd, Transaction};
-pub use transport::usb::{DeviceInfo, FTDI_VID, Selector, UsbId, list};
+pub use transport::usb::{DeviceInfo, FTDI_VID, Identity, IdentityWarning, Selector, UsbId, list};
