@@ -67,6 +67,16 @@
 //! and takes no lock a normal-priority thread can hold; `tests/hot_path.rs`
 //! checks both on the simulated transport (the libusb transport's own share
 //! runs only in the virtual HIL rig).
+//! ## Many ports, one reader
+//! Each port gets a reader thread of its own unless its config names a
+//! shared [`Reader`] ([`PortConfig::with_reader`]): one realtime thread that
+//! serves any number of ports (simulated chips and kernel ttys; libusb ports
+//! not yet, see [`Reader`]), each with its own channel, descriptor,
+//! statistics and transactions. Ready ports get one bounded turn each per
+//! round, in rotating order, so a flooding port cannot starve the others.
+//! Adapters are told apart across replugs by [`Identity`] (serial number and
+//! channel, else port path and channel); [`list`] warns on each adapter whose
+//! serial number is blank or shared ([`DeviceInfo::identity_warning`]).
 //!
 //! ## Linux permissions
 //! Opening a USB device needs write access to `/dev/bus/usb/BBB/DDD`: install

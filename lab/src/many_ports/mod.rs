@@ -66,9 +66,15 @@ impl std::fmt::Display for Figures {
 /// configuration ran (misses are reported, not failures), 2 on an error.
 pub fn main() -> ExitCode {
     let opts = Options::parse();
-    if !opts.sim || opts.ports.iter().any(|&n| n == 0) || !(opts.duration > 0.0) {
+    // Duration::from_secs_f64 panics on a negative or infinite value.
+    let times_valid = opts.duration.is_finite()
+        && opts.duration > 0.0
+        && opts.idle.is_finite()
+        && opts.idle > 0.0;
+    if !opts.sim || opts.ports.contains(&0) || !times_valid {
         eprintln!(
-            "many_ports runs on simulated ports (--sim), at least one each, for a positive --duration"
+            "many_ports runs on simulated ports (--sim), at least one each, \
+             for a positive --duration and --idle (seconds)"
         );
         return ExitCode::from(2);
     }
