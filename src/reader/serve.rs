@@ -2,11 +2,12 @@
 //! descriptor plus the command doorbell, fair rounds of bounded turns (see
 //! `shared` for the policy), the periodic housekeeping, and the commands.
 //!
-//! The hot path is [`Serve::round`]: no allocation (the member list and the
-//! event buffer are sized on the slow path), no lock, no logging. mio's
-//! registrations are edge-triggered, hence the `pending` flag: a member
-//! stays pending until a turn finds nothing, which also re-arms it for the
-//! next edge.
+//! The hot path is the wait and [`Serve::round`]: no allocation (the member
+//! list and the event buffer are sized on the slow path, prefaulted and
+//! locked with the members' memory), no lock, no logging. The epoll watch is
+//! edge-triggered, hence the `pending` flag: a member stays pending until a
+//! turn finds nothing, which also re-arms it for the next edge. (epoll
+//! through `sys`, not mio: the event buffer must be ours to lock.)
 
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -14,18 +15,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
-
 use super::faults::FaultCounter;
 use super::member::Member;
 use crate::doorbell::Doorbell;
-use crate::realtime::memory::{MemoryLocking, MemoryStatus};
+use crate::realtime::memory::{HotRegions, MemoryLease, MemoryLocking, MemoryStatus, lock_regions};
+use crate::sys::epoll::{Epoll, EpollEvent, NO_EVENT, token};
 use crate::time::Timestamp;
 use crate::transport::LinkLost;
 
 /// The command doorbell's token (members use their index).
-const COMMANDS: Token = Token(usize::MAX);
+const COMMANDS: u64 = u64::MAX;
 /// Readiness events taken per epoll wait; more stay queued for the next.
 const EVENTS: usize = 256;
 /// Sleep without members (only a command wakes the reader then).
@@ -67,8 +66,10 @@ struct Slot {
 
 /// The reader thread's state.
 pub(crate) struct Serve {
-    poll: Poll,
-    events: Events,
+    epoll: Epoll,
+    events: Box<[EpollEvent]>,
+    /// The events buffer and member list, locked as the members' memory is.
+    lease: MemoryLease,
     inbox: mpsc::Receiver<Command>,
     bell: Arc<Doorbell>,
     members: Vec<Option<Slot>>,
@@ -91,13 +92,13 @@ impl Serve {
         ports: Arc<AtomicUsize>,
         locking: MemoryLocking,
     ) -> std::io::Result<Serve> {
-        let poll = Poll::new()?;
+        let epoll = Epoll::new()?;
         let fd = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&*bell));
-        poll.registry()
-            .register(&mut SourceFd(&fd), COMMANDS, Interest::READABLE)?;
+        epoll.add(fd, COMMANDS)?;
         Ok(Serve {
-            poll,
-            events: Events::with_capacity(EVENTS),
+            epoll,
+            events: vec![NO_EVENT; EVENTS].into_boxed_slice(),
+            lease: MemoryLease::default(),
             inbox,
             bell,
             members: Vec::new(),
@@ -121,12 +122,13 @@ impl Serve {
                     .or(IDLE)
             };
             let mut commands = false;
-            match self.poll.poll(&mut self.events, timeout) {
-                Ok(()) => {
-                    for event in &self.events {
-                        match event.token() {
+            match self.epoll.wait(&mut self.events, timeout) {
+                Ok(n) => {
+                    for event in &self.events[..n] {
+                        match token(event) {
                             COMMANDS => commands = true,
-                            Token(i) => {
+                            i => {
+                                let i = usize::try_from(i).unwrap_or(usize::MAX);
                                 if let Some(Some(slot)) = self.members.get_mut(i)
                                     && !slot.pending
                                 {
@@ -137,7 +139,6 @@ impl Serve {
                         }
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => std::thread::sleep(BACK_OFF),
             }
             self.round();
@@ -152,6 +153,7 @@ impl Serve {
         for i in 0..self.members.len() {
             self.remove(i, "the shared reader stopped");
         }
+        self.lease.release();
     }
 
     /// One round: a turn for every pending member, from the rotor on.
@@ -235,11 +237,7 @@ impl Serve {
             }
         };
         let fd = member.readiness();
-        if let Err(e) =
-            self.poll
-                .registry()
-                .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)
-        {
+        if let Err(e) = self.epoll.add(fd, i as u64) {
             let why = format!("the shared reader could not watch the port: {e}");
             member.leave(why.clone());
             return Err(LinkLost(why));
@@ -254,7 +252,21 @@ impl Serve {
         self.pending += 1;
         self.ports.fetch_add(1, Ordering::AcqRel);
         self.housekeeping(Timestamp::now());
+        self.lock_own_state();
         Ok(memory)
+    }
+
+    /// Prefaults and locks the reader's own per-round state (the event
+    /// buffer and the member list, which a join may have moved), as the
+    /// members' memory is locked.
+    fn lock_own_state(&mut self) {
+        self.events.fill(NO_EVENT);
+        let mut regions = HotRegions::default();
+        regions.add("shared reader state", &self.events[..]);
+        regions.add("shared reader state", &self.members[..]);
+        // The new lease first: pages both cover stay locked throughout.
+        let (lease, _) = lock_regions(self.locking, &regions);
+        self.lease = lease;
     }
 
     /// Takes member `i` out (the slow path): unwatched first, so its
@@ -263,7 +275,7 @@ impl Serve {
         let Some(mut slot) = self.members.get_mut(i).and_then(Option::take) else {
             return;
         };
-        let _ = self.poll.registry().deregister(&mut SourceFd(&slot.fd));
+        let _ = self.epoll.delete(slot.fd);
         if slot.pending {
             self.pending -= 1;
         }

@@ -3,7 +3,7 @@
 //!
 //! One thread, made realtime like a port's own reader (SCHED_FIFO, pinned,
 //! stack and every member's hot memory locked), waits on all its ports at
-//! once through epoll (mio) and runs each ready port's completions through
+//! once through epoll and runs each ready port's completions through
 //! that port's own pipeline into its own channel. Ports join and leave
 //! through a command mailbox (a std channel plus a doorbell in the same
 //! epoll set): the slow path, which allocates and may take locks, and which

@@ -8,7 +8,7 @@
 //! One concept per file, as mio's `sys/unix`: this file has the clock, the
 //! eventfd and `ppoll` (what every wait is made of); [`sched`] scheduling and
 //! CPU affinity, [`mem`] memory locking and page faults, [`fd`] plain
-//! descriptor I/O, [`tty`] terminal ioctls. Nothing here imports the rest of
+//! descriptor I/O, [`tty`] terminal ioctls, [`epoll`] the shared reader's wait. Nothing here imports the rest of
 //! the crate: times are plain `CLOCK_MONOTONIC` nanoseconds.
 
 use std::io;
@@ -31,6 +31,7 @@ macro_rules! syscall {
     }};
 }
 
+pub(crate) mod epoll;
 pub(crate) mod fd;
 pub(crate) mod mem;
 pub(crate) mod sched;

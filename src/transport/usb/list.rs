@@ -5,10 +5,10 @@ use std::str::FromStr;
 
 use rusb::UsbContext;
 
-use super::identity::{IdentityWarning, mark_shared_identities};
+use super::identity::{Identity, IdentityWarning, Listed, identity_of, shared_identity_warnings};
 use super::transfers::raw_bcd_device;
 use crate::error::{Error, Result};
-use crate::proto::Chip;
+use crate::proto::{Chip, Interface};
 
 /// FTDI's USB vendor ID.
 pub const FTDI_VID: u16 = 0x0403;
@@ -63,6 +63,47 @@ impl DeviceInfo {
     pub fn path(&self) -> String {
         let ports: Vec<String> = self.port_path.iter().map(u8::to_string).collect();
         format!("{}-{}", self.bus, ports.join("."))
+    }
+}
+
+impl DeviceInfo {
+    /// The identity of channel `interface` of this adapter: its serial
+    /// number if it has one no other listed adapter shares, else its port
+    /// path ([`identity_warning`](Self::identity_warning) says why).
+    pub fn identity(&self, interface: Interface) -> Identity {
+        identity_of(
+            self.serial.as_deref(),
+            self.identity_warning.is_some(),
+            self.bus,
+            &self.port_path,
+            interface,
+        )
+    }
+
+    /// The identities of all its channels.
+    pub fn identities(&self) -> Vec<Identity> {
+        Interface::ALL
+            .iter()
+            .take(usize::from(self.channels.max(1)))
+            .map(|&i| self.identity(i))
+            .collect()
+    }
+}
+
+/// Sets [`DeviceInfo::identity_warning`] on every adapter of a listing that
+/// shares its serial number, or the lack of one, with another.
+pub(crate) fn mark_shared_identities(devices: &mut [DeviceInfo]) {
+    let listed: Vec<Listed<'_>> = devices
+        .iter()
+        .map(|d| Listed {
+            serial: d.serial.as_deref(),
+            accessible: d.accessible,
+        })
+        .collect();
+    let paths: Vec<String> = devices.iter().map(DeviceInfo::path).collect();
+    let warnings = shared_identity_warnings(&listed, &paths);
+    for (device, warning) in devices.iter_mut().zip(warnings) {
+        device.identity_warning = warning;
     }
 }
 
