@@ -102,6 +102,15 @@ pub fn main() -> ExitCode {
             match measure(n, shared, &opts, probe.as_ref()) {
                 Ok(figures) => {
                     eprintln!("{figures}");
+                    if figures.wrong_replies > 0 {
+                        // A reply later than the next request is taken as
+                        // that request's: the frobnicator's replies carry
+                        // no sequence number.
+                        eprintln!(
+                            "wrong replies    {} (after misses, a late reply can pass for the next one)",
+                            figures.wrong_replies
+                        );
+                    }
                     lines.push(figures);
                 }
                 Err(e) => {
@@ -198,6 +207,7 @@ fn measure(
         .with_pinning(Pinning::Unpinned)
         .with_lock_memory(false);
     let (cpu0, wall0) = (cpu(&ports).ok_or_else(no_counter)?, Instant::now());
+    let process0 = process_cpu();
     let results: Vec<Result<u64, Error>> = std::thread::scope(|s| {
         let threads: Vec<_> = ports
             .iter_mut()
@@ -209,6 +219,9 @@ fn measure(
             .collect()
     });
     let busy = pct(cpu(&ports).ok_or_else(no_counter)? - cpu0, wall0.elapsed());
+    let process = process0
+        .zip(process_cpu())
+        .map(|(a, b)| pct(b.saturating_sub(a), wall0.elapsed()));
 
     let mut wrong_replies = 0;
     for r in results {
@@ -229,6 +242,11 @@ fn measure(
     if let Some(port) = ports.first() {
         eprintln!("reader           {}", port.realtime());
     }
+    if let Some(process) = process {
+        // Chips, application threads, readers, probe: whether the machine
+        // itself was the limit.
+        eprintln!("process CPU      {process:.0} % of one CPU during the load (all threads)");
+    }
     Ok(Figures {
         ports: n,
         readers: if shared { 1 } else { n },
@@ -240,6 +258,18 @@ fn measure(
         reader_cpu_pct: busy,
         idle_cpu_pct_per_port: idle,
     })
+}
+
+/// CPU time of the whole process so far (all threads; utime + stime from
+/// `/proc/self/stat`, in clock ticks of 10 ms).
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    // After ')': state(3) ... utime(14) stime(15).
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 /// One port's request/reply loop until `until`; returns the wrong replies.
