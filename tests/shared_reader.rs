@@ -152,3 +152,10 @@ fn usb_ports_cannot_share_a_reader_yet_and_say_so_before_opening() {
         other => panic!("expected Unsupported, got {other:?}"),
     }
 }
+
+#[test]
+fn a_reader_handle_can_be_shared_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Reader>();
+    send_sync::<PortConfig>();
+}
