@@ -58,6 +58,9 @@ use crate::transport::{Inbound, LinkLost};
 /// let config = PortConfig::default().with_reader(&reader);
 /// let a = Port::open_tty("/dev/ttyUSB0", &config)?;
 /// let b = Port::open_tty("/dev/ttyUSB1", &config)?;
+/// assert_eq!(reader.ports(), 2);
+/// a.write_all(b"ping")?; // each port: its own channel, fd, statistics
+/// b.write_all(b"ping")?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
