@@ -76,6 +76,16 @@
 //! and takes no lock a normal-priority thread can hold; `tests/hot_path.rs`
 //! checks both on the simulated transport (the libusb transport's own share
 //! runs only in the virtual HIL rig).
+//! ## Many ports, one reader
+//! Each port gets a reader thread of its own unless its config names a
+//! shared [`Reader`] ([`PortConfig::with_reader`]): one realtime thread that
+//! serves any number of ports (simulated chips and kernel ttys; libusb ports
+//! not yet, see [`Reader`]), each with its own channel, descriptor,
+//! statistics and transactions. Ready ports get one bounded turn each per
+//! round, in rotating order, so a flooding port cannot starve the others.
+//! Adapters are told apart across replugs by [`Identity`] (serial number and
+//! channel, else port path and channel); [`list`] warns on each adapter whose
+//! serial number is blank or shared ([`DeviceInfo::identity_warning`]).
 //!
 //! ## Linux permissions
 //! Opening a USB device needs write access to `/dev/bus/usb/BBB/DDD`: install
@@ -131,6 +141,7 @@ pub use proto::{
     Chip, DataBits, FlowControl, Interface, LineProperties, LineStatus, ModemStatus, Parity,
     StopBits,
 };
+pub use reader::Reader;
 pub use realtime::{
     HotRegion, MemoryLocking, MemoryStatus, Pinning, RealtimeConfig, RealtimeError, RealtimePolicy,
     RealtimeStatus, make_current_thread_realtime,
@@ -145,4 +156,4 @@ pub use stats::{
 };
 pub use time::Timestamp;
 pub use transaction::{ReplyEnd, Transaction};
-pub use transport::usb::{DeviceInfo, FTDI_VID, Selector, UsbId, list};
+pub use transport::usb::{DeviceInfo, FTDI_VID, Identity, IdentityWarning, Selector, UsbId, list};

@@ -9,7 +9,8 @@
 //! stream, and this test would fail.
 //!
 //! One test in this file because `mlockall` is process-wide and outlives the
-//! port: the targeted mode runs first, the whole-process mode after it.
+//! port: the targeted mode runs first (on a port's own reader, then on a
+//! shared one), the whole-process mode after it.
 //! It opens with the required realtime setup and expects everything locked,
 //! which needs root (or CAP_SYS_NICE and CAP_IPC_LOCK): it runs with the
 //! `realtime-tests` feature (as CI does) and is reported ignored otherwise.
@@ -17,7 +18,7 @@
 use std::time::Duration;
 
 use ftdi_rt::sim::{Line, Loopback, SimChip, SimConfig, WireByte};
-use ftdi_rt::{MemoryLocking, PageFaults, Port, PortConfig, RealtimeConfig};
+use ftdi_rt::{MemoryLocking, PageFaults, Port, PortConfig, Reader, RealtimeConfig};
 use ftdi_rt_lab::PtyDevice;
 
 /// Bytes streamed per trigger; a static table so the device allocates nothing.
@@ -62,16 +63,22 @@ fn reader_faults(port: &Port) -> PageFaults {
         .total
 }
 
-/// Streams 64 KiB after a 4 KiB warm-up; returns the reader's faults during
-/// the 64 KiB and prints what was locked.
-fn stream_64k(locking: MemoryLocking) -> PageFaults {
+/// Streams 64 KiB after a 4 KiB warm-up, on a reader of the port's own or a
+/// shared [`Reader`]; returns the reader's faults during the 64 KiB and
+/// prints what was locked.
+fn stream_64k(locking: MemoryLocking, shared: bool) -> PageFaults {
     let chip = SimChip::new(streamer, SimConfig::default()).unwrap();
     // Required (the default policy): the test runs as root, as CI does.
     // 921600 Bd: a burst is ~45 ms; the chip's 256-byte FIFO covers a 2.8 ms
     // stall of its thread.
-    let config = PortConfig::default()
+    let realtime = RealtimeConfig::default().with_memory_locking(locking);
+    let mut config = PortConfig::default()
         .with_baud(921_600)
-        .with_reader_realtime(RealtimeConfig::default().with_memory_locking(locking));
+        .with_reader_realtime(realtime);
+    let reader = shared.then(|| Reader::new(&realtime).unwrap());
+    if let Some(reader) = &reader {
+        config = config.with_reader(reader);
+    }
     let mut port = Port::open_sim(chip, &config).unwrap();
     let memory = port.realtime().memory.clone();
     println!("{locking:?} (sim): {memory}");
@@ -108,7 +115,8 @@ fn stream_64k(locking: MemoryLocking) -> PageFaults {
     ignore = "needs SCHED_FIFO and unlimited mlock (root): run with --features realtime-tests"
 )]
 fn the_reader_takes_no_page_fault_after_warm_up_in_either_locking_mode() {
-    let hot_path = stream_64k(MemoryLocking::HotPath);
+    let hot_path = stream_64k(MemoryLocking::HotPath, false);
+    let shared = stream_64k(MemoryLocking::HotPath, true);
 
     // The kernel tty path locks its read buffer instead of transfer buffers.
     let device = PtyDevice::spawn(Loopback::new()).unwrap();
@@ -123,11 +131,16 @@ fn the_reader_takes_no_page_fault_after_warm_up_in_either_locking_mode() {
     assert_eq!(memory.locked_bytes, memory.hot_path_bytes, "{memory}");
     drop(port);
 
-    let whole = stream_64k(MemoryLocking::WholeProcess);
+    let whole = stream_64k(MemoryLocking::WholeProcess, false);
     assert_eq!(
         hot_path,
         PageFaults::default(),
         "the reader faulted while 64 KiB streamed (hot-path locking)"
+    );
+    assert_eq!(
+        shared,
+        PageFaults::default(),
+        "the shared reader faulted while 64 KiB streamed (hot-path locking)"
     );
     assert_eq!(
         whole,

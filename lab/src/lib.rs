@@ -15,11 +15,16 @@
 //! - `request_reply` (feature `request-reply`, on by default): the
 //!   request/reply loop with its report, plots and options, behind
 //!   `cargo run --release --example request_reply`.
+//! - `many_ports` (same feature): that loop on N simulated ports at once,
+//!   one shared reader against a reader per port, behind
+//!   `cargo run --release --example many_ports`.
 //!
 //! Every thread here starts through [`ftdi_rt::realtime::spawn`], like the
 //! driver's own.
 
 mod hogs;
+#[cfg(feature = "request-reply")]
+pub mod many_ports;
 mod noise;
 mod pty;
 #[cfg(feature = "request-reply")]

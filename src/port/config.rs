@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::proto::{FlowControl, Interface, LineProperties};
+use crate::reader::Reader;
 use crate::realtime::{RealtimeConfig, RealtimePolicy};
 use crate::transport::OpenOptions;
 use crate::transport::usb::UsbId;
@@ -52,6 +53,9 @@ pub struct PortConfig {
     /// USB vendor/product IDs to accept besides FTDI's 0x0403 (adapters
     /// with a custom ID in their EEPROM). Empty by default.
     pub usb_ids: Vec<UsbId>,
+    /// The shared reader that serves the port (default none: the port
+    /// starts a reader of its own, configured by [`reader_realtime`](Self::reader_realtime)).
+    pub reader: Option<Reader>,
 }
 
 impl Default for PortConfig {
@@ -73,6 +77,7 @@ impl Default for PortConfig {
             write_timeout: Duration::from_secs(1),
             control_timeout: Duration::from_secs(1),
             usb_ids: Vec::new(),
+            reader: None,
         }
     }
 }
@@ -137,6 +142,13 @@ impl PortConfig {
     /// Sets how the port's own reader thread runs.
     pub fn with_reader_realtime(mut self, realtime: RealtimeConfig) -> Self {
         self.reader_realtime = realtime;
+        self
+    }
+    /// Serves the port from the shared `reader` instead of a reader thread
+    /// of its own (whose [`reader_realtime`](Self::reader_realtime) then does
+    /// not apply: the shared reader runs as it was created).
+    pub fn with_reader(mut self, reader: &Reader) -> Self {
+        self.reader = Some(reader.clone());
         self
     }
     /// Runs the reader without the realtime guarantee where it is refused

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::{Port, Writer};
 use crate::channel::Receiver;
-use crate::reader::ReaderHandle;
+use crate::reader::PortReader;
 use crate::realtime::RealtimeStatus;
 use crate::stats::ReaderPageFaults;
 
@@ -23,11 +23,12 @@ use crate::stats::ReaderPageFaults;
 /// and `'static`. Dereferences to the [`Receiver`] (`recv_timeout`,
 /// `try_recv`, ...); also `io::Read`, [`AsFd`](std::os::fd::AsFd) and [`mio::event::Source`].
 ///
-/// Dropping it stops the port's reader thread.
+/// Dropping it stops the port's reader (its own thread; on a shared
+/// reader, the port leaves it and the others go on).
 #[derive(Debug)]
 pub struct OwnedReceiver {
     // The reader stops before the receiver's end of the channel goes.
-    reader: ReaderHandle,
+    reader: PortReader,
     pub(super) receiver: Receiver,
     realtime: RealtimeStatus,
 }

@@ -34,7 +34,7 @@ pub use writer::Writer;
 
 use crate::channel::{Chunk, Receiver, Shared};
 use crate::error::Result;
-use crate::reader::ReaderHandle;
+use crate::reader::PortReader;
 use crate::realtime::RealtimeStatus;
 use crate::stall::StallSource;
 use crate::stats::{LatencySummary, LineErrorCounts, Statistics};
@@ -57,7 +57,7 @@ pub struct Port {
     // Fields drop in declaration order: the reader first, so it cancels
     // and drains its transfers while the device is still claimed; the
     // writer (and the device, unless a clone still shares it) after.
-    reader: ReaderHandle,
+    reader: PortReader,
     receiver: Receiver,
     writer: Arc<Writer>,
     transactions: Transactions,
@@ -142,6 +142,14 @@ impl Port {
     /// How the reader thread runs (guaranteed realtime or best effort).
     pub fn realtime(&self) -> &RealtimeStatus {
         &self.realtime
+    }
+
+    /// CPU time the thread serving this port has used so far: the port's own
+    /// reader, or a shared [`Reader`](crate::Reader)'s for all its ports
+    /// (`None` where `/proc/self/task/<tid>/schedstat` cannot be read).
+    /// Allocates (reads /proc).
+    pub fn reader_cpu_time(&self) -> Option<Duration> {
+        self.reader.cpu_time()
     }
 
     /// Everything measured so far.

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use super::{Port, PortConfig, Writer};
 use crate::channel;
 use crate::error::Result;
-use crate::reader::{self, Pipeline};
+use crate::reader::{self, Pipeline, PortReader};
 use crate::stats::Counters;
 use crate::transaction::Transactions;
 use crate::transport::usb::Selector;
@@ -29,6 +29,14 @@ impl Port {
     /// chip refuses, or the reader's realtime setup being refused.
     pub fn open_usb(selector: &Selector, config: &PortConfig) -> Result<Port> {
         config.validate()?;
+        if config.reader.is_some() {
+            // Before the device is touched (ftdi_sio stays attached).
+            return Err(crate::Error::Unsupported {
+                setting: "a shared reader (PortConfig::with_reader)".into(),
+                transport: "the libusb transport".into(),
+                reason: transport::usb::USB_NOT_SHARED.into(),
+            });
+        }
         let parts = transport::usb::open(selector, &config.open_options())?;
         Port::assemble(parts, config)
     }
@@ -72,7 +80,8 @@ impl Port {
     }
 
     /// The common second half of every `open_*`: applies the settings, builds
-    /// the channel and starts the reader.
+    /// the channel and starts the port's own reader, or joins the shared one
+    /// the config names.
     fn assemble<I: Inbound>(parts: Parts<I>, config: &PortConfig) -> Result<Port> {
         let Parts {
             inbound,
@@ -91,13 +100,25 @@ impl Port {
         writer.apply_config(config)?;
         let (sender, receiver, shared) = channel::channel(config.channel_capacity)?;
         let pipeline = Pipeline::new(sender, counters, inbound.framing());
-        let (reader, realtime) = reader::spawn(
-            inbound,
-            pipeline,
-            &config.reader_realtime,
-            wake,
-            thread_name,
-        )?;
+        let (reader, realtime) = match &config.reader {
+            None => {
+                let (own, realtime) = reader::spawn(
+                    inbound,
+                    pipeline,
+                    &config.reader_realtime,
+                    wake,
+                    thread_name,
+                )?;
+                (PortReader::Own(own), realtime)
+            }
+            Some(shared_reader) => {
+                let description = writer.transport_info().description;
+                let (member, memory) = shared_reader.attach(inbound, pipeline, &description)?;
+                let mut realtime = shared_reader.realtime().clone();
+                realtime.memory.absorb(memory);
+                (PortReader::Shared(member), realtime)
+            }
+        };
         Ok(Port {
             reader,
             receiver,

@@ -38,6 +38,35 @@ impl FaultCounter {
         }
     }
 
+    /// Reader thread: counts the faults `slow_path` takes as setup (a shared
+    /// reader prefaulting and locking a joining port's memory on purpose),
+    /// so that [`ReaderPageFaults::serving`] keeps meaning "while serving".
+    pub(crate) fn count_as_setup<R>(&self, slow_path: impl FnOnce() -> R) -> R {
+        let before = sys::mem::thread_page_faults();
+        let out = slow_path();
+        if let (Ok((minor0, major0)), Ok((minor1, major1))) =
+            (before, sys::mem::thread_page_faults())
+        {
+            self.setup_minor
+                .fetch_add(minor1.saturating_sub(minor0), Ordering::Relaxed);
+            self.setup_major
+                .fetch_add(major1.saturating_sub(major0), Ordering::Release);
+        }
+        out
+    }
+
+    /// CPU time the thread has used so far, while it runs (`None` before it
+    /// starts, after it ends, or where /proc cannot be read). Allocates.
+    pub(crate) fn cpu_time(&self) -> Option<std::time::Duration> {
+        let tid = self.tid.load(Ordering::Acquire);
+        if tid == 0 || self.finished.load(Ordering::Acquire) {
+            return None;
+        }
+        sys::mem::task_cpu_ns(tid)
+            .ok()
+            .map(std::time::Duration::from_nanos)
+    }
+
     /// Reader thread, last thing (also when it unwinds).
     pub(crate) fn finished(&self) {
         if let Ok((minor, major)) = sys::mem::thread_page_faults() {

@@ -8,14 +8,22 @@
 //! the channel with the reason; on stop it lets the transport cancel and
 //! drain what is in flight, then unlocks its pages before returning. Its page
 //! faults are counted for the statistics ([`faults`]).
+//!
+//! A shared [`Reader`] ([`shared`]) runs the same pipeline for many ports on
+//! one thread ([`serve`]), each port behind the object-safe [`member::Member`].
 
 mod faults;
+mod member;
 mod pipeline;
+mod serve;
+mod shared;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub(crate) use pipeline::Pipeline;
+pub(crate) use shared::Membership;
+pub use shared::Reader;
 
 use crate::doorbell::Doorbell;
 use crate::error::{Error, Result};
@@ -24,6 +32,50 @@ use crate::realtime::{self, RealtimeConfig, RealtimeStatus, RtThread, effective_
 use crate::stats::ReaderPageFaults;
 use crate::time::Timestamp;
 use crate::transport::{Inbound, LinkLost};
+
+/// The reader serving a port: its own thread, or its place on a shared one.
+#[derive(Debug)]
+pub(crate) enum PortReader {
+    /// A reader thread of the port's own.
+    Own(ReaderHandle),
+    /// A place on a shared [`Reader`].
+    Shared(Membership),
+}
+
+impl PortReader {
+    /// The serving thread's page faults so far (allocates: reads /proc).
+    pub(crate) fn page_faults(&self) -> Option<ReaderPageFaults> {
+        match self {
+            PortReader::Own(own) => own.page_faults(),
+            PortReader::Shared(member) => member.reader().page_faults(),
+        }
+    }
+
+    /// CPU time the serving thread has used (a shared reader's for all its ports).
+    pub(crate) fn cpu_time(&self) -> Option<std::time::Duration> {
+        match self {
+            PortReader::Own(own) => own.faults.cpu_time(),
+            PortReader::Shared(member) => member.reader().cpu_time(),
+        }
+    }
+
+    /// Stops serving the port: cancels its transfers and ends its stream,
+    /// and returns once that is done (a shared reader goes on with the others).
+    pub(crate) fn stop(&mut self) {
+        match self {
+            PortReader::Own(own) => own.stop(),
+            PortReader::Shared(member) => member.leave(),
+        }
+    }
+}
+
+/// Dropping it stops serving the port, whichever reader serves it (a port
+/// and its owned receiving half rely on this, not on a `Drop` of their own).
+impl Drop for PortReader {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
 
 /// Owns the reader thread; dropping it stops and joins the thread.
 #[derive(Debug)]

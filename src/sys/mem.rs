@@ -100,6 +100,17 @@ pub(crate) fn task_page_faults(tid: i32) -> io::Result<(u64, u64)> {
     Ok((minor, major))
 }
 
+/// CPU time thread `tid` of this process has run, in nanoseconds, from
+/// `/proc/self/task/<tid>/schedstat` (its first field; nanosecond
+/// resolution, where `stat`'s utime and stime count 10 ms ticks). Allocates.
+pub(crate) fn task_cpu_ns(tid: i32) -> io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))?;
+    stat.split_ascii_whitespace()
+        .next()
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unexpected schedstat format"))
+}
+
 /// Bytes of memory this process has locked (`VmLck` in `/proc/self/status`),
 /// all locks together (mlock, mlockall, anyone's). Allocates.
 pub(crate) fn process_locked_bytes() -> Option<usize> {

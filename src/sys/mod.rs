@@ -8,9 +8,9 @@
 //! One concept per file, as mio's `sys/unix`: this file has the clock, the
 //! eventfd and `ppoll` (what every wait is made of); [`sched`] scheduling and
 //! CPU affinity, [`mem`] memory locking and page faults, [`fd`] plain
-//! descriptor I/O, [`tty`] terminal ioctls, `reactor` registration with
-//! tokio (feature `tokio`). Nothing here imports the rest of
-//! the crate: times are plain `CLOCK_MONOTONIC` nanoseconds.
+//! descriptor I/O, [`tty`] terminal ioctls, [`epoll`] the shared reader's
+//! wait, `reactor` registration with tokio (feature `tokio`). Nothing here
+//! imports the rest of the crate: times are plain `CLOCK_MONOTONIC` nanoseconds.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -32,6 +32,7 @@ macro_rules! syscall {
     }};
 }
 
+pub(crate) mod epoll;
 pub(crate) mod fd;
 pub(crate) mod mem;
 #[cfg(feature = "tokio")]

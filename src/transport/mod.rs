@@ -32,6 +32,7 @@ pub(crate) mod sim;
 pub(crate) mod tty;
 pub(crate) mod usb;
 
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,10 +62,10 @@ pub(crate) struct OpenOptions {
 
 /// An opened transport, ready to be assembled into a port.
 ///
-/// Issue 14 (one reader serving many ports) registers several inbounds on
-/// one thread; the reader loop depends on an inbound only through the
-/// [`Inbound`] trait and the `wake` doorbell, which a shared reader would
-/// own instead of each transport.
+/// A shared [`Reader`](crate::Reader) serves several inbounds on one
+/// thread; it depends on an inbound only through the [`Inbound`] trait
+/// (its [`readiness`](Inbound::readiness) descriptor), and stops serving
+/// one through its own command mailbox, not the `wake` doorbell.
 #[derive(Debug)]
 pub(crate) struct Parts<I> {
     /// The reader-thread half.
@@ -128,6 +129,14 @@ pub(crate) trait Inbound: Send + 'static {
         timeout: Duration,
         deliver: F,
     ) -> std::result::Result<(), LinkLost>;
+
+    /// For a shared [`Reader`](crate::Reader): the descriptor that turns
+    /// readable when [`wait`](Inbound::wait) has something to hand over (a
+    /// new edge with each arrival after a `wait` that found nothing), so
+    /// one thread can wait on many inbounds through epoll and give the
+    /// ready ones a `wait` with a zero timeout. `Err` says why this
+    /// transport cannot share a reader (shown to the user).
+    fn readiness(&self) -> std::result::Result<RawFd, &'static str>;
 
     /// On the reader thread, last: cancel what is in flight and wait until
     /// nothing is pending, so buffers can be freed.

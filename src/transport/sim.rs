@@ -5,6 +5,7 @@
 //! control and bulk-OUT transfers. Everything above is the same code that
 //! drives a real adapter.
 
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,6 +106,12 @@ impl Inbound for SimInbound {
             })
             .map(drop)
             .map_err(|_| LinkLost("the simulated device was unplugged".into()))
+    }
+
+    fn readiness(&self) -> std::result::Result<RawFd, &'static str> {
+        // Rung by the chip after each IN packet and on unplug; `wait` arms
+        // it (drains it and asks for the next ring) whenever it finds nothing.
+        Ok(self.host.bus.in_ready.as_fd().as_raw_fd())
     }
 
     fn shutdown(&mut self) {

@@ -31,6 +31,7 @@ use clap::Parser;
 use ftdi_rt::{Error, LatencySummary, Statistics, make_current_thread_realtime};
 
 use self::cli::{Options, Target};
+pub(crate) use self::run::request;
 use crate::{CpuHogs, NoiseProbe};
 
 /// Runs the tool with the process's command line; the exit code is 0 when

@@ -51,7 +51,8 @@ impl RunResult {
     }
 }
 
-fn request(i: u64, size: usize) -> Vec<u8> {
+/// Request `i` of `size` bytes: different for every `i`.
+pub(crate) fn request(i: u64, size: usize) -> Vec<u8> {
     (0..size)
         .map(|k| (i as usize).wrapping_mul(31).wrapping_add(k) as u8)
         .collect()

@@ -26,7 +26,7 @@
 
 use std::io;
 use std::ops::RangeInclusive;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -271,6 +271,11 @@ impl Inbound for TtyInbound {
             ))),
             Err(e) => Err(LinkLost(format!("reading the tty failed: {e}"))),
         }
+    }
+
+    fn readiness(&self) -> std::result::Result<RawFd, &'static str> {
+        // Non-blocking: a `wait` that finds nothing has read to EAGAIN.
+        Ok(self.fd.as_raw_fd())
     }
 
     fn shutdown(&mut self) {

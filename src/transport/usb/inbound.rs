@@ -12,6 +12,7 @@
 //! context), the same hand-over applies per port: the loop is built and
 //! configured first, then moved into the reader that serves it.
 
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -26,6 +27,14 @@ use crate::transport::{Completion, Framing, Inbound, LinkLost};
 /// stop request that lands just before it re-arms the doorbell (commands
 /// and libusb's own timers wake it at once anyway).
 const OPENING_TURN: Duration = Duration::from_millis(10);
+
+/// Why a libusb port cannot join a shared reader yet: each port's event
+/// loop owns its own libusb context and polls a snapshot of that context's
+/// descriptors, and a shared reader needs one context whose descriptors it
+/// tracks as libusb adds and removes them.
+pub(crate) const USB_NOT_SHARED: &str = "a shared reader does not serve libusb ports yet \
+    (each port's event loop owns its own libusb context); open the port without \
+    PortConfig::with_reader so that it gets a reader of its own";
 
 /// Where the event loop runs.
 #[derive(Debug)]
@@ -148,6 +157,10 @@ impl<T: Transfers> Inbound for UsbInbound<T> {
             // `start` took the loop over or failed, and the reader stops on failure.
             _ => Err(Self::gone()),
         }
+    }
+
+    fn readiness(&self) -> Result<RawFd, &'static str> {
+        Err(USB_NOT_SHARED)
     }
 
     fn shutdown(&mut self) {

@@ -5,9 +5,10 @@ use std::str::FromStr;
 
 use rusb::UsbContext;
 
+use super::identity::{Identity, IdentityWarning, Listed, identity_of, shared_identity_warnings};
 use super::transfers::raw_bcd_device;
 use crate::error::{Error, Result};
-use crate::proto::Chip;
+use crate::proto::{Chip, Interface};
 
 /// FTDI's USB vendor ID.
 pub const FTDI_VID: u16 = 0x0403;
@@ -51,6 +52,10 @@ pub struct DeviceInfo {
     /// Whether the device could be opened to read its strings (false
     /// usually means the udev rule is missing).
     pub accessible: bool,
+    /// Set by [`list`] when another listed adapter has the same serial
+    /// number, or also none: the serial number cannot tell them apart, and
+    /// [`identity`](DeviceInfo::identity) falls back to the port path.
+    pub identity_warning: Option<IdentityWarning>,
 }
 
 impl DeviceInfo {
@@ -58,6 +63,47 @@ impl DeviceInfo {
     pub fn path(&self) -> String {
         let ports: Vec<String> = self.port_path.iter().map(u8::to_string).collect();
         format!("{}-{}", self.bus, ports.join("."))
+    }
+}
+
+impl DeviceInfo {
+    /// The identity of channel `interface` of this adapter: its serial
+    /// number if it has one no other listed adapter shares, else its port
+    /// path ([`identity_warning`](Self::identity_warning) says why).
+    pub fn identity(&self, interface: Interface) -> Identity {
+        identity_of(
+            self.serial.as_deref(),
+            self.identity_warning.is_some(),
+            self.bus,
+            &self.port_path,
+            interface,
+        )
+    }
+
+    /// The identities of all its channels.
+    pub fn identities(&self) -> Vec<Identity> {
+        Interface::ALL
+            .iter()
+            .take(usize::from(self.channels.max(1)))
+            .map(|&i| self.identity(i))
+            .collect()
+    }
+}
+
+/// Sets [`DeviceInfo::identity_warning`] on every adapter of a listing that
+/// shares its serial number, or the lack of one, with another.
+pub(crate) fn mark_shared_identities(devices: &mut [DeviceInfo]) {
+    let listed: Vec<Listed<'_>> = devices
+        .iter()
+        .map(|d| Listed {
+            serial: d.serial.as_deref(),
+            accessible: d.accessible,
+        })
+        .collect();
+    let paths: Vec<String> = devices.iter().map(DeviceInfo::path).collect();
+    let warnings = shared_identity_warnings(&listed, &paths);
+    for (device, warning) in devices.iter_mut().zip(warnings) {
+        device.identity_warning = warning;
     }
 }
 
@@ -81,6 +127,9 @@ impl fmt::Display for DeviceInfo {
         }
         if !self.accessible {
             write!(f, " [no permission]")?;
+        }
+        if let Some(warning) = &self.identity_warning {
+            write!(f, " [warning: {warning}]")?;
         }
         Ok(())
     }
@@ -184,16 +233,23 @@ pub(crate) fn context() -> Result<rusb::Context> {
 }
 
 /// Lists FTDI devices (VID 0x0403) and devices with the extra IDs given,
-/// ordered by bus and port path.
+/// ordered by bus and port path. Adapters that share a serial number, or
+/// all lack one, carry an [`IdentityWarning`] (also logged as a warning).
 ///
 /// # Errors
 /// [`Error::UsbUnavailable`] when libusb cannot initialise (no usbfs).
 pub fn list(extra_ids: &[UsbId]) -> Result<Vec<DeviceInfo>> {
     let ctx = context()?;
-    Ok(enumerate(&ctx, extra_ids)?
+    let devices: Vec<DeviceInfo> = enumerate(&ctx, extra_ids)?
         .into_iter()
         .map(|(_, info)| info)
-        .collect())
+        .collect();
+    for device in &devices {
+        if let Some(warning) = &device.identity_warning {
+            log::warn!("FTDI adapter at {}: {warning}", device.path());
+        }
+    }
+    Ok(devices)
 }
 
 /// Every matching device with its description, in a stable order.
@@ -235,6 +291,7 @@ pub(crate) fn enumerate(
             address: device.address(),
             channels: chip.map_or(1, Chip::channels),
             accessible: false,
+            identity_warning: None,
         };
         if let Ok(handle) = device.open() {
             info.accessible = true;
@@ -245,6 +302,11 @@ pub(crate) fn enumerate(
         found.push((device, info));
     }
     found.sort_by(|a, b| (a.1.bus, &a.1.port_path).cmp(&(b.1.bus, &b.1.port_path)));
+    let mut infos: Vec<DeviceInfo> = found.iter().map(|(_, info)| info.clone()).collect();
+    mark_shared_identities(&mut infos);
+    for ((_, info), marked) in found.iter_mut().zip(infos) {
+        info.identity_warning = marked.identity_warning;
+    }
     Ok(found)
 }
 
@@ -297,6 +359,7 @@ mod tests {
             address: 5,
             channels: 1,
             accessible: true,
+            identity_warning: None,
         };
         assert_eq!(info.path(), "1-1.2");
         assert_eq!(

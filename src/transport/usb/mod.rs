@@ -25,6 +25,7 @@ mod claimed;
 pub(crate) mod descriptor;
 mod device;
 mod event_loop;
+mod identity;
 mod inbound;
 mod list;
 mod mailbox;
@@ -36,6 +37,8 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use identity::{Identity, IdentityWarning};
+pub(crate) use inbound::USB_NOT_SHARED;
 pub use list::{DeviceInfo, FTDI_VID, Selector, UsbId, list};
 
 use self::device::open_and_claim;

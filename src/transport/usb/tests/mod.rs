@@ -3,5 +3,6 @@
 
 mod event_loop;
 mod fake;
+mod identity;
 mod inbound;
 mod mailbox;

@@ -1,0 +1,121 @@
+//! One port as a shared [`Reader`](super::Reader) serves it: its inbound
+//! and pipeline behind an object-safe trait, so ports of every transport sit
+//! in one list on the reader thread.
+
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use super::Pipeline;
+use crate::realtime::memory::{HotRegions, MemoryLease, MemoryLocking, MemoryStatus, lock_regions};
+use crate::time::Timestamp;
+use crate::transport::{Inbound, LinkLost};
+
+/// What the shared reader does with one port. Every method runs on the
+/// reader thread; [`turn`](Member::turn) and
+/// [`after_wait`](Member::after_wait) are the hot path (no allocation, no lock).
+pub(crate) trait Member: Send + 'static {
+    /// Slow path, when the port joins: prefaults and locks its hot memory
+    /// as `locking` asks, puts its inbound transfers in flight.
+    fn join(&mut self, locking: MemoryLocking) -> Result<MemoryStatus, LinkLost>;
+
+    /// The descriptor whose readiness means a turn has work.
+    fn readiness(&self) -> RawFd;
+
+    /// One bounded turn: what the inbound has completed, without waiting,
+    /// through the pipeline. Returns how many completions it handed over
+    /// (zero: the inbound is drained and re-armed for its next edge).
+    fn turn(&mut self) -> Result<usize, LinkLost>;
+
+    /// The pipeline's housekeeping (stall count, pending loss notice).
+    fn after_wait(&mut self, now: Timestamp);
+
+    /// How long the reader may sleep before this port needs
+    /// [`after_wait`](Member::after_wait).
+    fn poll_interval(&self) -> Duration;
+
+    /// Slow path, when the port leaves or its link is lost: ends its
+    /// stream with `why` (lost link: first, so the application wakes at
+    /// once), cancels and drains what is in flight, unlocks its pages.
+    fn leave(&mut self, why: String);
+}
+
+/// A port's reader-thread state.
+#[derive(Debug)]
+pub(crate) struct Served<I: Inbound> {
+    inbound: I,
+    pipeline: Pipeline,
+    readiness: RawFd,
+    lease: MemoryLease,
+    left: bool,
+}
+
+impl<I: Inbound> Served<I> {
+    /// Wraps a port's halves; `Err` says why this transport cannot share a reader.
+    pub(crate) fn new(inbound: I, pipeline: Pipeline) -> Result<Served<I>, (&'static str, I)> {
+        match inbound.readiness() {
+            Ok(readiness) => Ok(Served {
+                inbound,
+                pipeline,
+                readiness,
+                lease: MemoryLease::default(),
+                left: false,
+            }),
+            Err(why) => Err((why, inbound)),
+        }
+    }
+}
+
+impl<I: Inbound> Member for Served<I> {
+    fn join(&mut self, locking: MemoryLocking) -> Result<MemoryStatus, LinkLost> {
+        // The same order as a reader of its own: small state first, the
+        // channel ring (the largest) last.
+        let mut regions = HotRegions::default();
+        self.pipeline.hot_state(&mut regions);
+        self.inbound.hot_memory(&mut regions);
+        self.pipeline.hot_ring(&mut regions);
+        let (lease, memory) = lock_regions(locking, &regions);
+        self.lease = lease;
+        self.inbound.start()?;
+        Ok(memory)
+    }
+
+    fn readiness(&self) -> RawFd {
+        self.readiness
+    }
+
+    #[inline]
+    fn turn(&mut self) -> Result<usize, LinkLost> {
+        let mut n = 0;
+        let pipeline = &mut self.pipeline;
+        self.inbound.wait(Duration::ZERO, |c| {
+            n += 1;
+            pipeline.on_completion(c);
+        })?;
+        Ok(n)
+    }
+
+    #[inline]
+    fn after_wait(&mut self, now: Timestamp) {
+        self.pipeline.after_wait(now);
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.pipeline.poll_interval()
+    }
+
+    fn leave(&mut self, why: String) {
+        if std::mem::replace(&mut self.left, true) {
+            return;
+        }
+        self.pipeline.close(why);
+        self.inbound.shutdown();
+        // While the buffers are still allocated (they drop with `self`).
+        self.lease.release();
+    }
+}
+
+impl<I: Inbound> Drop for Served<I> {
+    fn drop(&mut self) {
+        self.leave("the shared reader stopped".into());
+    }
+}
