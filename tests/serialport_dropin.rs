@@ -223,3 +223,30 @@ fn dropping_the_receiver_first_leaves_the_writer_working() {
     tx.set_baud_rate(9600).unwrap();
     assert_baud_near(tx.baud_rate(), 9600);
 }
+
+#[test]
+fn owned_halves_on_a_shared_reader_leave_it_to_the_others() {
+    let _serial = common::serial();
+    let reader = ftdi_rt::Reader::new(&common::realtime(80, ftdi_rt::Pinning::Unpinned)).unwrap();
+    let config = ftdi_rt::PortConfig::default()
+        .best_effort()
+        .with_reader(&reader);
+    let open = || {
+        let chip = SimChip::new(Loopback::new(), SimConfig::default()).unwrap();
+        Port::open_sim(chip, &config).unwrap()
+    };
+    let (mut rx, tx) = open().into_split();
+    let mut other = open();
+    assert_eq!(reader.ports(), 2);
+    rx.set_read_timeout(Some(PATIENCE));
+    tx.write_all(b"split").unwrap();
+    assert_eq!(read_n(&mut rx, 5), b"split");
+    // Dropping the receiving half takes its port off the reader; the other
+    // port is still served.
+    drop(rx);
+    assert_eq!(reader.ports(), 1);
+    other.receiver().set_read_timeout(Some(PATIENCE));
+    other.write_all(b"still served").unwrap();
+    assert_eq!(read_n(&mut other, 12), b"still served");
+    drop(tx);
+}
