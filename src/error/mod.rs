@@ -6,6 +6,7 @@
 //! ([`Error::Overflow`], [`Error::Disconnected`], [`Error::TimedOut`],
 //! [`Error::DeadlineMissed`]) carry no heap data, so returning them never allocates.
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,7 +20,15 @@ use crate::proto::{BaudError, ControlRequest, LatencyTimerError};
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in ftdi-rt.
-#[derive(Debug, thiserror::Error)]
+///
+/// `{:?}` prints the same message as `{}` (what went wrong and how to fix
+/// it), so `fn main() -> Result<(), ftdi_rt::Error>` shows the fix too;
+/// match on the variant for the details.
+///
+/// An `Error` turned into an [`io::Error`] (by the `io::Read`/`io::Write`
+/// implementations) comes back as itself through `From<io::Error>`, so `?`
+/// across the two keeps the variant (`Disconnected` stays `Disconnected`).
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The device is gone (unplugged, reset, or a fatal transfer error) or the
@@ -179,13 +188,50 @@ pub enum Error {
         capacity: usize,
     },
 
-    /// A configuration value is invalid.
+    /// A configuration value is invalid; the message names the allowed range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
 
+    /// An argument no call could satisfy (an empty request, a zero
+    /// deadline, a reply length the reply buffer cannot hold); refused
+    /// before anything was sent or counted. The message says what to use.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
     /// An operating-system error.
     #[error(transparent)]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl fmt::Debug for Error {
+    /// The message, as `Display` gives it (the how-to-fix text included),
+    /// then the chain of sources.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            write!(f, "\n  caused by: {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl From<io::Error> for Error {
+    /// An `io::Error` that carries one of ours (made by `From<Error> for
+    /// io::Error`) gives it back; any other becomes [`Error::Io`].
+    fn from(e: io::Error) -> Error {
+        if !e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            return Error::Io(e);
+        }
+        let kind = e.kind();
+        match e.into_inner().map(|inner| inner.downcast::<Error>()) {
+            Some(Ok(ours)) => *ours,
+            // Not reached (checked above); kept whole rather than lost.
+            Some(Err(other)) => Error::Io(io::Error::new(kind, other)),
+            None => Error::Io(io::Error::from(kind)),
+        }
+    }
 }
 
 fn describe_found(found: &[String]) -> String {
@@ -205,9 +251,10 @@ impl From<Error> for io::Error {
             Error::NotFound { .. } => io::ErrorKind::NotFound,
             Error::Busy { .. } => io::ErrorKind::ResourceBusy,
             Error::Unsupported { .. } => io::ErrorKind::Unsupported,
-            Error::Baud(_) | Error::LatencyTimer(_) | Error::InvalidConfig(_) => {
-                io::ErrorKind::InvalidInput
-            }
+            Error::Baud(_)
+            | Error::LatencyTimer(_)
+            | Error::InvalidConfig(_)
+            | Error::InvalidInput(_) => io::ErrorKind::InvalidInput,
             Error::Io(inner) => inner.kind(),
             _ => io::ErrorKind::Other,
         };
