@@ -90,6 +90,9 @@ pub mod bench_support;
 mod channel;
 mod doorbell;
 mod error;
+#[cfg(feature = "__fuzz")]
+#[doc(hidden)]
+pub mod fuzz_support;
 mod lock;
 mod port;
 pub mod proto;
@@ -108,7 +111,7 @@ mod transport;
 pub mod usbip;
 
 pub use channel::{CHUNK_CAPACITY, Chunk, Receiver};
-pub use error::{Error, Result};
+pub use error::{Error, Result, TransferError};
 pub use port::{Port, PortConfig, Writer};
 pub use proto::{
     Chip, DataBits, FlowControl, Interface, LineProperties, LineStatus, ModemStatus, Parity,

@@ -1,5 +1,5 @@
 //! Baud divisor test vectors: libftdi's own `test/baudrate.cpp` table and
-//! the vectors of ftdi-protocol.md §3.3.
+//! the vectors of docs/ftdi-protocol.md §3.3.
 
 use ftdi_rt::proto::{
     BAUD_TOLERANCE_PERCENT, BaudError, Chip, ControlRequest, Divisor, Interface, InvalidDivisor,
@@ -236,7 +236,7 @@ fn libftdi_h_class_vectors() {
     }
 }
 
-/// ftdi-protocol.md §3.3: (chip, channel, requested, wValue, wIndex, actual),
+/// docs/ftdi-protocol.md §3.3: (chip, channel, requested, wValue, wIndex, actual),
 /// wIndex per the Linux rule (so FT-X and FT2232C carry the port byte where
 /// libftdi does not), divisor per libftdi (so 232H 1000 Bd uses 12 MHz).
 const PROTOCOL_VECTORS: &[(Chip, Interface, u32, u16, u16, u32)] = &[

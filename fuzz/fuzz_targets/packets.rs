@@ -1,6 +1,7 @@
 //! Fuzz `ftdi_rt::proto::packets`: any bytes, any max packet size.
 //!
-//! Run with `cargo +nightly fuzz run packets` (cargo-fuzz needs nightly).
+//! Run with `cargo fuzz run packets -s none` (stable toolchain; with ASan,
+//! `cargo +nightly fuzz run packets`).
 //! The first two input bytes choose max_packet_size (0..=1023, where 0 means
 //! 64); the rest is the transfer.
 #![no_main]

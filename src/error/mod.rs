@@ -12,8 +12,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod realtime;
+mod transfer;
 
 pub use self::realtime::RealtimeError;
+pub(crate) use self::transfer::Operation;
+pub use self::transfer::TransferError;
 use crate::proto::{BaudError, ControlRequest, LatencyTimerError};
 
 /// Shorthand for `Result<T, ftdi_rt::Error>`.
@@ -160,6 +163,19 @@ pub enum Error {
         operation: &'static str,
         /// libusb's error text.
         reason: String,
+    },
+
+    /// A USB transfer of a port failed in a way that is neither a timeout,
+    /// an unplug nor a refused control request (those have their own
+    /// variants): a protocol error on the bus, a babbling device, a halted
+    /// bulk-OUT endpoint, or a libusb code.
+    #[error("USB {operation} failed: {source}")]
+    Transfer {
+        /// What was being done ("write", "control request").
+        operation: &'static str,
+        /// How the transfer failed.
+        #[source]
+        source: TransferError,
     },
 
     /// The path exists but is not a terminal device.

@@ -1,7 +1,7 @@
 //! Baud-rate divisors: choosing one for a requested rate, encoding it into
 //! SET_BAUDRATE's wValue/wIndex, and decoding it back as the chip does.
 //!
-//! # The divisor (ftdi-protocol.md §3.1)
+//! # The divisor (docs/ftdi-protocol.md §3.1)
 //!
 //! The rate is `base / d`. `base` is 3 MHz (48 MHz / 16) on every chip, or
 //! 12 MHz (120 MHz / 10) on H-class chips when divisor bit 17 is set. `d` is
@@ -43,7 +43,7 @@
 //! # libftdi's choice
 //!
 //! [`choose_divisor`] reproduces libftdi's `ftdi_convert_baudrate`
-//! (`ftdi_to_clkbits`, `ftdi_to_clkbits_AM`; ftdi-protocol.md §3.2). It is
+//! (`ftdi_to_clkbits`, `ftdi_to_clkbits_AM`; docs/ftdi-protocol.md §3.2). It is
 //! "nearest" in the following sense, which the property tests check:
 //!
 //! 1. **Below base/2** (1.5 MBd, or 6 MBd on the 12 MHz base) it rounds the
@@ -118,7 +118,7 @@ use super::interface::Interface;
 
 /// The tolerance [`baud_divisor`] accepts, in percent of the requested rate.
 ///
-/// 3 % is pyftdi's `BAUDRATE_TOLERANCE` (ftdi-protocol.md §3.2). libftdi's
+/// 3 % is pyftdi's `BAUDRATE_TOLERANCE` (docs/ftdi-protocol.md §3.2). libftdi's
 /// ≈5 % would spend on one end alone the whole mid-bit sampling margin of a
 /// 10-bit frame (half a bit over 9.5 bits, ≈5.3 %), leaving nothing for the
 /// other end's clock.
@@ -136,7 +136,7 @@ const AM_MAX_EIGHTHS: u32 = 0x1FFF8;
 const CLOCK_12MHZ_BIT: u32 = 1 << 17;
 
 /// Fraction in eighths (index) to its 3-bit code in divisor bits 16..14
-/// (ftdi-protocol.md §3.1: the kernel's `divfrac`, libftdi's `frac_code`).
+/// (docs/ftdi-protocol.md §3.1: the kernel's `divfrac`, libftdi's `frac_code`).
 const FRAC_CODE: [u32; 8] = [0, 3, 2, 4, 1, 5, 6, 7];
 /// The inverse: 3-bit code (index) to eighths, QEMU's `subdivisors8`.
 const CODE_EIGHTHS: [u32; 8] = [0, 4, 2, 1, 3, 5, 6, 7];
@@ -247,7 +247,7 @@ impl Divisor {
     fn encoded(self) -> u32 {
         let e = self.eighths;
         let div = match e {
-            // The two special encodings (ftdi-protocol.md §3.1): 1 -> 0, 1.5 -> 1.
+            // The two special encodings (docs/ftdi-protocol.md §3.1): 1 -> 0, 1.5 -> 1.
             8 => 0,
             12 => 1,
             _ => (e >> 3) | (FRAC_CODE[(e & 7) as usize] << 14),
@@ -438,7 +438,7 @@ fn within_tolerance(actual: u32, requested: u32) -> bool {
 ///
 /// On chips with a channel byte the divisor's high bits are wIndex bits
 /// 8..9 and the low byte (the port) is ignored; on AM/BM/R they are wIndex
-/// bits 0..1 (ftdi-protocol.md §3.1). A libftdi-style FT-X or FT2232C request
+/// bits 0..1 (docs/ftdi-protocol.md §3.1). A libftdi-style FT-X or FT2232C request
 /// (`wIndex = hi`) is therefore read as a port byte with no fraction high
 /// bit, as the Linux-rule chips would.
 pub fn decode_divisor(chip: Chip, value: u16, index: u16) -> Result<Divisor, InvalidDivisor> {

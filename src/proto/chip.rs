@@ -2,7 +2,7 @@
 //!
 //! Everything here is keyed on the chip *family*, which is identified by the
 //! device descriptor's `bcdDevice`, never by the PID (PIDs are EEPROM-
-//! programmable; ftdi-protocol.md §1).
+//! programmable; docs/ftdi-protocol.md §1).
 
 use std::fmt;
 
@@ -70,7 +70,7 @@ impl Chip {
     /// Identifies the family from the device descriptor.
     ///
     /// The table is the Linux driver's `ftdi_determine_type()` (the most
-    /// complete one; ftdi-protocol.md §1, §9.1). An FT232BM whose EEPROM has
+    /// complete one; docs/ftdi-protocol.md §1, §9.1). An FT232BM whose EEPROM has
     /// `iSerialNumber == 0` reports `bcdDevice` 0x0200 like an AM; libftdi
     /// resolves that ambiguity by calling it a BM, and so do we. (The kernel
     /// additionally probes the latency timer, which an AM lacks; a transport
@@ -121,7 +121,7 @@ impl Chip {
         }
     }
 
-    /// The canonical `bcdDevice` of the family (ftdi-protocol.md §1).
+    /// The canonical `bcdDevice` of the family (docs/ftdi-protocol.md §1).
     ///
     /// For [`Chip::Bm`] this is 0x0400; the 0x0200 alias of a BM without a
     /// serial number is handled by [`Chip::detect`].
@@ -147,7 +147,7 @@ impl Chip {
 
     /// Number of UART channels (= USB interfaces): 1, 2 or 4.
     ///
-    /// HP/HA counts follow the part names (ftdi-protocol.md §1 notes the
+    /// HP/HA counts follow the part names (docs/ftdi-protocol.md §1 notes the
     /// kernel's PID comments for 0x6044/0x6045 look like a copy-paste slip).
     pub const fn channels(self) -> u8 {
         match self {
@@ -194,7 +194,7 @@ impl Chip {
     ///
     /// Only a fallback: an H part on a full-speed port uses 64, and an EEPROM
     /// can misprogram it, so a transport must read the endpoint descriptor
-    /// (ftdi-protocol.md §1, "Max packet size").
+    /// (docs/ftdi-protocol.md §1, "Max packet size").
     pub const fn default_max_packet_size(self) -> usize {
         if self.is_high_speed() { 512 } else { 64 }
     }
@@ -261,7 +261,7 @@ impl Chip {
     /// i.e. `wIndex = (hi << 8) | port` rather than `wIndex = hi`.
     ///
     /// This follows the Linux driver since 6.1 (`priv->channel != 0`,
-    /// ftdi-protocol.md §3.1): FT2232C, FT-X and every H/HP/HA part. libftdi
+    /// docs/ftdi-protocol.md §3.1): FT2232C, FT-X and every H/HP/HA part. libftdi
     /// differs for FT2232C and FT-X (it sends plain `hi`); the kernel commit
     /// a146cc4d notes FT-X accepts either selector.
     pub const fn has_channel_byte(self) -> bool {

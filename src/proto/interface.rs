@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 /// One UART channel of a chip. Single-channel chips only have `A`.
 ///
-/// The numbering is fixed across all families (ftdi-protocol.md §1,
+/// The numbering is fixed across all families (docs/ftdi-protocol.md §1,
 /// "Endpoints and wIndex per channel"): channel A is USB interface 0 with
 /// bulk IN 0x81 / OUT 0x02, and is addressed as port 1 in vendor requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -38,7 +38,7 @@ impl Interface {
     /// The bulk IN (device-to-host) endpoint address: 0x81, 0x83, 0x85, 0x87.
     ///
     /// libftdi and pyftdi name this one `out_ep` (the chip's point of view);
-    /// here the name follows USB direction (ftdi-protocol.md §1).
+    /// here the name follows USB direction (docs/ftdi-protocol.md §1).
     pub const fn endpoint_in(self) -> u8 {
         0x81 + 2 * self.number()
     }

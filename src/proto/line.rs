@@ -7,7 +7,7 @@
 use std::fmt;
 
 /// Data bits per character. FTDI UARTs only do 7 or 8 (the kernel: "All FTDI
-/// UART chips are limited to CS7/8", ftdi-protocol.md §2).
+/// UART chips are limited to CS7/8", docs/ftdi-protocol.md §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum DataBits {
     /// 7 data bits.
@@ -44,7 +44,7 @@ pub enum Parity {
 }
 
 impl Parity {
-    /// The code in SET_DATA's wValue bits 8-10 (ftdi-protocol.md §2).
+    /// The code in SET_DATA's wValue bits 8-10 (docs/ftdi-protocol.md §2).
     pub const fn code(self) -> u16 {
         match self {
             Parity::None => 0,
@@ -92,7 +92,7 @@ pub enum StopBits {
 }
 
 impl StopBits {
-    /// The code in SET_DATA's wValue bits 11-13 (ftdi-protocol.md §2).
+    /// The code in SET_DATA's wValue bits 11-13 (docs/ftdi-protocol.md §2).
     pub const fn code(self) -> u16 {
         match self {
             StopBits::One => 0,

@@ -16,8 +16,8 @@
 //!   its [`ModemStatus`] / [`LineStatus`] header.
 //! - [`LineProperties`], [`FlowControl`]: line configuration values.
 //!
-//! Facts are cited from the project's FTDI protocol notes
-//! (`ftdi-protocol.md`, by section), which name their own sources.
+//! Facts are cited from `docs/ftdi-protocol.md`, by section, which names the
+//! primary source of each.
 #![forbid(unsafe_code)]
 
 mod baud;

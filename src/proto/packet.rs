@@ -6,7 +6,7 @@
 //! of exactly 2 bytes is a status-only packet (the latency-timer heartbeat);
 //! only the last chunk of a transfer can be short. This is how the kernel's
 //! `ftdi_process_read_urb`, libftdi, pyftdi and QEMU all walk a transfer
-//! (ftdi-protocol.md §4.2).
+//! (docs/ftdi-protocol.md §4.2).
 //!
 //! The iterator borrows the transfer buffer: no copy, no allocation.
 

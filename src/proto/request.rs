@@ -1,7 +1,7 @@
 //! Vendor control requests: building them and decoding them back.
 //!
 //! Every request is vendor type with the *device* as recipient (0x40 OUT,
-//! 0xC0 IN); the channel travels only in wIndex (ftdi-protocol.md §2). The
+//! 0xC0 IN); the channel travels only in wIndex (docs/ftdi-protocol.md §2). The
 //! port is `interface.port()` (1..=4) on every request, as libftdi sends it,
 //! except SET_BAUDRATE whose wIndex also carries divisor bits (§3.1).
 

@@ -1,5 +1,5 @@
 //! The two status bytes that open every bulk-IN packet and the
-//! GET_MODEM_STATUS reply (ftdi-protocol.md §4.1).
+//! GET_MODEM_STATUS reply (docs/ftdi-protocol.md §4.1).
 
 use std::fmt;
 
@@ -90,7 +90,7 @@ impl fmt::Display for ModemStatus {
 /// Byte 1 of a bulk-IN packet: the UART line status register.
 ///
 /// The error bits describe the packet they arrive in, not one byte of it
-/// (ftdi-protocol.md §4.2).
+/// (docs/ftdi-protocol.md §4.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct LineStatus(pub u8);
 

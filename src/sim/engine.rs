@@ -19,7 +19,7 @@
 //! times, as silicon, with its own clock, would have. Every input first runs
 //! what was scheduled up to its `now`, so inputs and events keep causal order.
 //!
-//! Packet rules (FTDI AN232B-04, see ftdi-protocol.md §4.2, §5): a packet goes
+//! Packet rules (FTDI AN232B-04, see docs/ftdi-protocol.md §4.2, §5): a packet goes
 //! out when the UART-to-USB FIFO holds a full packet's payload, when the
 //! enabled event character arrives (not as the first byte in the buffer),
 //! when a modem line changes, or when the latency timer expires since the

@@ -1,5 +1,6 @@
 //! What crosses the simulated chip's USB side, whoever drives it: the bulk-IN
-//! packets the chip sends and the ways a transfer to it can fail.
+//! packets the chip sends and the ways a transfer to it can fail (the
+//! crate-wide [`TransferError`]).
 
 use crate::time::Timestamp;
 
@@ -55,20 +56,7 @@ impl std::fmt::Debug for InPacket {
     }
 }
 
-/// How a simulated USB transfer failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TransferError {
-    /// The chip refused the control request.
-    #[error("the simulated chip STALLed the request")]
-    Stall,
-    /// The simulated device was unplugged.
-    #[error("the simulated device is gone (unplugged)")]
-    NoDevice,
-    /// The transfer did not complete in time.
-    #[error("timed out after {transferred} bytes")]
-    TimedOut {
-        /// Bytes transferred before the timeout.
-        transferred: usize,
-    },
-}
+/// How a transfer to the simulated chip failed: the crate-wide type, which
+/// the libusb driver reports too (the chip produces `Stall`, `NoDevice` and
+/// `TimedOut`).
+pub use crate::error::TransferError;

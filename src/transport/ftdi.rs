@@ -5,56 +5,27 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{Applied, Outbound, Setting};
-use crate::error::{Error, Result};
+use crate::error::{Error, Operation, Result, TransferError};
 use crate::lock::lock;
 use crate::proto::{Chip, ControlRequest, Interface, LineProperties, LineStatus, ModemStatus};
 use crate::stats::TransportInfo;
 
-/// How a control or bulk-OUT transfer failed, on any FTDI transport.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum PipeFailure {
-    Stall,
-    NoDevice,
-    TimedOut,
-    Other(String),
-}
-
-impl PipeFailure {
-    /// The crate error for this failure of `operation` (a STALL of a control
-    /// request names the request).
-    pub(crate) fn into_error(
-        self,
-        request: Option<ControlRequest>,
-        operation: &'static str,
-        timeout: Duration,
-    ) -> Error {
-        match self {
-            PipeFailure::Stall => match request {
-                Some(request) => Error::Stall { request },
-                None => Error::Usb {
-                    operation,
-                    reason: "the endpoint stalled".into(),
-                },
-            },
-            PipeFailure::NoDevice => Error::Disconnected,
-            PipeFailure::TimedOut => Error::TimedOut {
-                operation,
-                after: timeout,
-            },
-            PipeFailure::Other(reason) => Error::Usb { operation, reason },
-        }
-    }
-}
-
-/// Control and bulk-OUT transfers to one FTDI interface.
+/// Control and bulk-OUT transfers to one FTDI interface. Failures are the
+/// transfer's own ([`TransferError`]); the FTDI layer names the operation.
 pub(crate) trait ControlPipe: Send + Sync + 'static {
     /// Runs a control request; `data` is the IN buffer (or empty for OUT).
-    /// A STALL must come back as [`Error::Stall`].
-    fn control(&self, request: ControlRequest, data: &mut [u8], timeout: Duration)
-    -> Result<usize>;
+    /// Returns the bytes of the data stage.
+    fn control(
+        &self,
+        request: ControlRequest,
+        data: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, TransferError>;
 
     /// Writes `data` to the bulk-OUT endpoint; returns the bytes accepted.
-    fn bulk_out(&self, data: &[u8], timeout: Duration) -> Result<usize>;
+    /// A timeout after partial progress is [`TransferError::TimedOut`] with
+    /// the bytes that went through.
+    fn bulk_out(&self, data: &[u8], timeout: Duration) -> Result<usize, TransferError>;
 
     /// What the pipe is connected to (before the FTDI layer adds its part).
     fn info(&self) -> TransportInfo;
@@ -90,7 +61,13 @@ impl<P: ControlPipe> FtdiOutbound<P> {
     }
 
     fn send(&self, request: ControlRequest) -> Result<()> {
-        self.pipe.control(request, &mut [], self.timeout).map(drop)
+        self.control(request, &mut []).map(drop)
+    }
+
+    fn control(&self, request: ControlRequest, data: &mut [u8]) -> Result<usize> {
+        self.pipe
+            .control(request, data, self.timeout)
+            .map_err(|e| e.into_error(Operation::Control(request), self.timeout))
     }
 
     /// The first steps of opening: reset, back to UART mode, purge both
@@ -114,7 +91,12 @@ impl<P: ControlPipe> FtdiOutbound<P> {
 
 impl<P: ControlPipe> Outbound for FtdiOutbound<P> {
     fn write(&self, data: &[u8], timeout: Duration) -> Result<usize> {
-        self.pipe.bulk_out(data, timeout)
+        match self.pipe.bulk_out(data, timeout) {
+            Ok(n) => Ok(n),
+            // Partial progress is a short write, not an error.
+            Err(TransferError::TimedOut { transferred }) if transferred > 0 => Ok(transferred),
+            Err(e) => Err(e.into_error(Operation::Write, timeout)),
+        }
     }
 
     fn apply(&self, setting: Setting) -> Result<Applied> {
@@ -158,11 +140,7 @@ impl<P: ControlPipe> Outbound for FtdiOutbound<P> {
 
     fn query_status(&self) -> Result<(ModemStatus, LineStatus)> {
         let mut buf = [0u8; 2];
-        let n = self.pipe.control(
-            ControlRequest::poll_modem_status(self.interface),
-            &mut buf,
-            self.timeout,
-        )?;
+        let n = self.control(ControlRequest::poll_modem_status(self.interface), &mut buf)?;
         // The SIO answers with one byte; treat a missing line byte as "no news".
         Ok((
             ModemStatus(buf[0]),
@@ -174,5 +152,89 @@ impl<P: ControlPipe> Outbound for FtdiOutbound<P> {
         let mut info = self.pipe.info();
         info.chip = Some(self.chip);
         info
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::TransportKind;
+
+    /// A pipe that fails every transfer with one error.
+    #[derive(Debug)]
+    struct Failing(TransferError);
+
+    impl ControlPipe for Failing {
+        fn control(
+            &self,
+            _: ControlRequest,
+            _: &mut [u8],
+            _: Duration,
+        ) -> Result<usize, TransferError> {
+            Err(self.0)
+        }
+
+        fn bulk_out(&self, _: &[u8], _: Duration) -> Result<usize, TransferError> {
+            Err(self.0)
+        }
+
+        fn info(&self) -> TransportInfo {
+            TransportInfo {
+                kind: TransportKind::Sim,
+                description: "failing pipe".into(),
+                chip: None,
+                actual_baud: None,
+                max_packet_size: None,
+                transfers_in_flight: None,
+                notes: Vec::new(),
+            }
+        }
+    }
+
+    fn outbound(e: TransferError) -> FtdiOutbound<Failing> {
+        FtdiOutbound::new(
+            Failing(e),
+            Chip::Ft232R,
+            Interface::A,
+            Duration::from_millis(50),
+        )
+    }
+
+    #[test]
+    fn a_timeout_after_partial_progress_is_a_short_write() {
+        let w = Duration::from_millis(20);
+        let o = outbound(TransferError::TimedOut { transferred: 3 });
+        assert_eq!(o.write(b"hello", w).unwrap(), 3);
+        let o = outbound(TransferError::TimedOut { transferred: 0 });
+        assert!(matches!(
+            o.write(b"hello", w),
+            Err(Error::TimedOut { operation: "write", after }) if after == w
+        ));
+    }
+
+    #[test]
+    fn failures_name_their_operation_and_a_stall_its_request() {
+        let o = outbound(TransferError::Stall);
+        match o.apply(Setting::PurgeRx) {
+            Err(Error::Stall { request }) => {
+                assert_eq!(request, ControlRequest::purge_rx(Interface::A))
+            }
+            other => panic!("{other:?}"),
+        }
+        // Chips without bit-bang modes stall SET_BITMODE: only noted.
+        assert!(
+            matches!(o.initialize(), Err(Error::Stall { request }) if request == ControlRequest::reset(Interface::A))
+        );
+        assert!(matches!(
+            outbound(TransferError::NoDevice).query_status(),
+            Err(Error::Disconnected)
+        ));
+        assert!(matches!(
+            outbound(TransferError::Fault).write(b"x", Duration::from_millis(1)),
+            Err(Error::Transfer {
+                operation: "write",
+                source: TransferError::Fault
+            })
+        ));
     }
 }

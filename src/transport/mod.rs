@@ -11,6 +11,8 @@
 //!   The two FTDI transports (libusb and the simulated chip) share
 //!   [`ftdi::FtdiOutbound`], which turns settings into `proto::ControlRequest`s;
 //!   each only supplies a [`ftdi::ControlPipe`] (control and bulk-OUT transfers).
+//!   Both report a failed transfer as the one [`TransferError`](crate::TransferError),
+//!   which the FTDI layer turns into the crate's error.
 //!
 //! Construction runs one way: each transport's `open` takes the
 //! [`OpenOptions`] it needs and returns its [`Parts`]; it never sees the

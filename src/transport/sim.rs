@@ -8,13 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::ftdi::{ControlPipe, FtdiOutbound, PipeFailure};
+use super::ftdi::{ControlPipe, FtdiOutbound};
 use super::{Completion, Framing, Inbound, LinkLost, OpenOptions, Parts};
 use crate::doorbell::Doorbell;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TransferError};
 use crate::proto::ControlRequest;
 use crate::realtime::memory::HotRegions;
-use crate::sim::{HostIn, HostOut, SimChip, TransferError};
+use crate::sim::{HostIn, HostOut, SimChip};
 use crate::stats::{TransportInfo, TransportKind};
 use crate::time::Timestamp;
 
@@ -141,33 +141,18 @@ impl SimPipe {
     }
 }
 
-fn pipe_failure(e: TransferError) -> PipeFailure {
-    match e {
-        TransferError::Stall => PipeFailure::Stall,
-        TransferError::NoDevice => PipeFailure::NoDevice,
-        TransferError::TimedOut { .. } => PipeFailure::TimedOut,
-    }
-}
-
 impl ControlPipe for SimPipe {
     fn control(
         &self,
         request: ControlRequest,
         data: &mut [u8],
         timeout: Duration,
-    ) -> Result<usize> {
-        self.host
-            .control(request, data, timeout)
-            .map_err(|e| pipe_failure(e).into_error(Some(request), "control request", timeout))
+    ) -> Result<usize, TransferError> {
+        self.host.control(request, data, timeout)
     }
 
-    fn bulk_out(&self, data: &[u8], timeout: Duration) -> Result<usize> {
-        match self.host.bulk_out(data, timeout) {
-            Ok(n) => Ok(n),
-            // Partial progress is a short write, not an error.
-            Err(TransferError::TimedOut { transferred }) if transferred > 0 => Ok(transferred),
-            Err(e) => Err(pipe_failure(e).into_error(None, "write", timeout)),
-        }
+    fn bulk_out(&self, data: &[u8], timeout: Duration) -> Result<usize, TransferError> {
+        self.host.bulk_out(data, timeout)
     }
 
     fn info(&self) -> TransportInfo {

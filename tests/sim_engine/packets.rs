@@ -1,5 +1,5 @@
 //! When the chip sends bulk-IN packets and what they hold (AN232B-04,
-//! ftdi-protocol.md §4.2, §5), on a virtual clock.
+//! docs/ftdi-protocol.md §4.2, §5), on a virtual clock.
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! 8N1), in both directions, and the host keeps up.
 //!
 //! * **Host to device:** the host streams 0.5 s of wire time in 4 KiB
-//!   writes; the far end ([`Streamer`]) notes when each byte finished on
+//!   writes; the far end (`Streamer`) notes when each byte finished on
 //!   the wire, so the rate is the line's, first byte to last: a host that
 //!   leaves the TX FIFO empty shows as a slower line.
 //! * **Device to host:** on a trigger byte the far end sends 0.5 s of wire

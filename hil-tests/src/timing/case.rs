@@ -1,5 +1,5 @@
 //! The `timing` case of the guest program: attaches an FT232R whose far end
-//! is the incident's frobnicator and runs the [`matrix`](super::matrix) on it.
+//! is the incident's frobnicator and runs the [`super::matrix`] on it.
 
 use std::time::Duration;
 

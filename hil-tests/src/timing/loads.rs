@@ -5,7 +5,7 @@
 //! kthreads 50 > load 10 > everything at normal priority.
 //!
 //! * `idle`: nothing.
-//! * `hogs`: busy threads at normal priority ([`ftdi_rt::CpuHogs`]). Under
+//! * `hogs`: busy threads at normal priority ([`ftdi_rt_lab::CpuHogs`]). Under
 //!   CFS a sleeping kworker still wins its wakeup, so on one vCPU this load
 //!   alone does not reproduce the incident (reference §4.4); it is the
 //!   control.

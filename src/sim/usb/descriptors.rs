@@ -1,7 +1,7 @@
 //! The descriptors a simulated FTDI chip reports, laid out as silicon with
 //! its factory EEPROM reports them (USB 2.0 §9.6).
 //!
-//! Per chip (ftdi-protocol.md §1 for VID, PID, bcdDevice, channels and packet
+//! Per chip (docs/ftdi-protocol.md §1 for VID, PID, bcdDevice, channels and packet
 //! sizes): FT232R — full speed, control endpoint of 8 bytes, "FT232R USB
 //! UART", bus powered with remote wakeup, 90 mA, as `lsusb -v` shows a
 //! factory FT232RL; FT2232H and FT4232H — high speed, "Dual RS232-HS" and

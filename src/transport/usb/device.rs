@@ -1,54 +1,11 @@
 //! Opening a device: selection, the interface's endpoints, detaching
 //! ftdi_sio, claiming, and giving it all back on close.
 
+use super::claimed::Claimed;
+use super::descriptor::{BulkEndpoints, EndpointFields, bulk_endpoints, uart_chip};
 use super::list::{DeviceInfo, Selector, UsbId, context, enumerate};
 use crate::error::{Error, Result};
-use crate::proto::{Chip, Interface};
-
-/// A claimed FTDI interface. Dropping it releases the interface and
-/// re-attaches ftdi_sio if it was attached before, so `/dev/ttyUSBn` returns.
-#[derive(Debug)]
-pub(crate) struct Claimed {
-    pub(crate) handle: rusb::DeviceHandle<rusb::Context>,
-    pub(crate) info: DeviceInfo,
-    pub(crate) chip: Chip,
-    pub(crate) interface: Interface,
-    pub(crate) ep_in: u8,
-    pub(crate) ep_out: u8,
-    pub(crate) max_packet_size: usize,
-    /// ftdi_sio was bound before we detached it.
-    reattach: bool,
-}
-
-impl Claimed {
-    /// Clears a halt on the bulk-IN endpoint (a synchronous ioctl; it does
-    /// not run libusb's event loop).
-    pub(crate) fn clear_in_halt(&self) -> rusb::Result<()> {
-        self.handle.clear_halt(self.ep_in)
-    }
-
-    pub(crate) fn description(&self) -> String {
-        format!("{} interface {}", self.info, self.interface)
-    }
-}
-
-impl Drop for Claimed {
-    fn drop(&mut self) {
-        let number = self.interface.number();
-        if let Err(e) = self.handle.release_interface(number) {
-            log::debug!("releasing interface {number}: {e}");
-        }
-        if self.reattach {
-            match self.handle.attach_kernel_driver(number) {
-                Ok(()) => log::debug!("ftdi_sio re-attached to interface {number}"),
-                Err(e) => log::warn!(
-                    "could not re-attach ftdi_sio to {} interface {number}: {e}; replug the adapter to get /dev/ttyUSB back",
-                    self.info
-                ),
-            }
-        }
-    }
-}
+use crate::proto::Interface;
 
 /// Maps a libusb error while opening or claiming to what the user should do.
 fn open_error(e: rusb::Error, device: &DeviceInfo, operation: &'static str) -> Error {
@@ -87,21 +44,19 @@ pub(crate) fn open_and_claim(
             found: found.iter().map(|(_, info)| info.to_string()).collect(),
         });
     };
-    let chip = info.chip.ok_or_else(|| Error::Unsupported {
-        setting: format!("bcdDevice {:#06x}", info.bcd_device),
-        transport: info.to_string(),
-        reason: "this FTDI release number is not a known UART chip".into(),
-    })?;
-    if interface.number() >= chip.channels() {
-        return Err(Error::InvalidConfig(format!(
-            "the {chip} has {} channel(s); there is no interface {interface}",
-            chip.channels()
-        )));
-    }
+    let i_serial_number = device
+        .device_descriptor()
+        .map_or(0, |d| d.serial_number_string_index().unwrap_or(0));
+    let chip = uart_chip(
+        info.bcd_device,
+        i_serial_number,
+        interface,
+        &info.to_string(),
+    )?;
     let handle = device
         .open()
         .map_err(|e| open_error(e, &info, "opening the device"))?;
-    let (ep_in, ep_out, max_packet_size) = endpoints(&device, interface)?;
+    let endpoints = endpoints(&device, interface)?;
 
     let number = interface.number();
     // Detach only if a kernel driver is bound, and remember it (libusb's
@@ -116,33 +71,20 @@ pub(crate) fn open_and_claim(
         Ok(false) | Err(rusb::Error::NotSupported) => false,
         Err(e) => return Err(open_error(e, &info, "checking for a kernel driver")),
     };
-    let claimed = Claimed {
+    Claimed::claim(
         handle,
-        info,
+        info.to_string(),
         chip,
         interface,
-        ep_in,
-        ep_out,
-        max_packet_size,
+        endpoints,
         reattach,
-    };
-    // On failure `claimed` drops: releasing an unclaimed interface is a
-    // harmless no-op, and ftdi_sio is re-attached.
-    claimed
-        .handle
-        .claim_interface(number)
-        .map_err(|e| open_error(e, &claimed.info, "claiming the interface"))?;
-    Ok(claimed)
+    )
+    .map_err(|e| open_error(e, &info, "claiming the interface"))
 }
 
-/// The interface's bulk endpoints and the IN endpoint's max packet size,
-/// read from the descriptor (64 on full speed, 512 on high speed; a zero
-/// wMaxPacketSize, seen on misprogrammed EEPROMs, counts as 64 as the
-/// kernel does).
-fn endpoints(
-    device: &rusb::Device<rusb::Context>,
-    interface: Interface,
-) -> Result<(u8, u8, usize)> {
+/// The interface's bulk endpoints, read from the configuration descriptor
+/// (the active one, else the first) and checked by [`bulk_endpoints`].
+fn endpoints(device: &rusb::Device<rusb::Context>, interface: Interface) -> Result<BulkEndpoints> {
     let config = device
         .active_config_descriptor()
         .or_else(|_| device.config_descriptor(0))
@@ -159,26 +101,18 @@ fn endpoints(
             operation: "reading the interface descriptor",
             reason: format!("the device has no interface {number}"),
         })?;
-    let mut ep_in = None;
-    let mut ep_out = None;
-    for ep in alt.endpoint_descriptors() {
-        if ep.transfer_type() != rusb::TransferType::Bulk {
-            continue;
-        }
-        match ep.direction() {
-            rusb::Direction::In => ep_in = Some((ep.address(), usize::from(ep.max_packet_size()))),
-            rusb::Direction::Out => ep_out = Some(ep.address()),
-        }
-    }
-    match (ep_in, ep_out) {
-        (Some((addr_in, mps)), Some(addr_out)) => {
-            // Bulk packets are at most 512 bytes on any speed we support.
-            let mps = if mps == 0 { 64 } else { mps.min(512) };
-            Ok((addr_in, addr_out, mps))
-        }
-        _ => Err(Error::Usb {
-            operation: "reading the endpoint descriptors",
-            reason: format!("interface {number} lacks a bulk IN/OUT endpoint pair"),
-        }),
-    }
+    let fields: Vec<EndpointFields> = alt
+        .endpoint_descriptors()
+        .map(|ep| EndpointFields {
+            address: ep.address(),
+            attributes: match ep.transfer_type() {
+                rusb::TransferType::Control => 0,
+                rusb::TransferType::Isochronous => 1,
+                rusb::TransferType::Bulk => 2,
+                rusb::TransferType::Interrupt => 3,
+            },
+            max_packet_size: ep.max_packet_size(),
+        })
+        .collect();
+    bulk_endpoints(number, &fields)
 }

@@ -1,148 +1,361 @@
-//! The reader's side of the libusb transport: its event loop.
+//! The libusb event loop of one port, whichever thread runs it.
 //!
-//! The reader waits in `ppoll` on libusb's file descriptors (the device's
-//! usbfs fd, libusb's event and timer fds) plus the port's doorbell, then
-//! lets libusb reap without blocking. Completed IN transfers are handed to
-//! the pipeline in submission order and resubmitted at once; completed OUT
-//! and control transfers are answered through the mailbox; queued commands
-//! are submitted. libusb's own event loop never blocks this thread, and no
-//! other thread runs it while the reader lives (see `mailbox`).
+//! Each [`turn`](EventLoop::turn) waits in `ppoll` on libusb's file
+//! descriptors (the device's usbfs fd, libusb's event and timer fds) plus
+//! the port's doorbell, then lets libusb reap without blocking. Completed IN
+//! transfers are handed on in submission order and resubmitted at once;
+//! completed OUT and control transfers are answered through the mailbox;
+//! queued commands are submitted.
+//!
+//! The loop starts serving the mailbox as soon as the interface is claimed,
+//! before the chip is configured, so control requests and writes have one
+//! path from the first reset on. Its IN transfers are submitted only when
+//! the reader takes the loop over ([`arm_in`](EventLoop::arm_in)), after the
+//! configuration. Exactly one thread runs the loop at a time because it is a
+//! value that moves (see `inbound`), not because of a convention.
+//!
+//! The loop is written against [`Transfers`], a small trait over the
+//! transfer set, so that its reap, resubmit, retry and loss logic runs in
+//! unit tests against a fake one (`tests/fake.rs`), without USB.
 
 use std::collections::VecDeque;
+use std::fmt;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::device::Claimed;
-use super::mailbox::{Failure, Request, Server};
-use super::transfers::{ERROR_NO_DEVICE, TransferSet, rusb_error_text, status};
+use super::mailbox::{CONTROL_DATA, Request, Server};
 use crate::doorbell::Doorbell;
+use crate::error::TransferError;
 use crate::realtime::memory::HotRegions;
 use crate::time::Timestamp;
-use crate::transport::{Completion, Framing, Inbound, LinkLost};
+use crate::transport::{Completion, LinkLost};
 
 /// How long shutdown waits for cancelled transfers to come back.
-const DRAIN_LIMIT: Duration = Duration::from_secs(2);
-/// Consecutive STALLs or errors on bulk IN before the link counts as lost.
-const RETRY_LIMIT: u32 = 3;
+pub(crate) const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+/// One wait while draining.
+const DRAIN_POLL: Duration = Duration::from_millis(10);
+/// Consecutive failure events on bulk IN (STALLs or protocol errors)
+/// survived; one more and the link counts as lost.
+pub(crate) const RETRY_LIMIT: u32 = 3;
+/// Consecutive failed waits (`ppoll` or `libusb_handle_events` returning an
+/// error) after which the link counts as lost.
+pub(crate) const WAIT_FAILURE_LIMIT: u32 = 5;
+/// The pause after the first failed wait; it doubles with each further one.
+pub(crate) const FIRST_BACK_OFF: Duration = Duration::from_millis(1);
 
-/// The reader-thread half of the libusb transport.
-#[derive(Debug)]
-pub(crate) struct UsbInbound {
-    // Declared first: the transfers must be freed before the device handle.
-    transfers: TransferSet,
-    claimed: Arc<Claimed>,
-    mailbox: Server,
-    wake: Arc<Doorbell>,
-    /// libusb's pollfds, then the doorbell's (last).
-    fds: Vec<libc::pollfd>,
-    /// In-flight IN transfers in submission order (they complete in order).
-    order: VecDeque<usize>,
-    max_packet_size: usize,
-    stalls: u32,
-    errors: u32,
-    lost: Option<String>,
-    /// The mailbox command the OUT / control transfer is working on.
-    pending_out_seq: u64,
-    pending_control_seq: u64,
+/// The reason given when the device goes away.
+const UNPLUGGED: &str = "the device was unplugged";
+
+/// What a wait saw besides readiness.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Polled {
+    /// A libusb descriptor reported an error or hang-up: on usbfs, the
+    /// kernel's sign that the device is gone.
+    pub(crate) device_gone: bool,
 }
 
-impl UsbInbound {
-    pub(crate) fn new(
-        transfers: TransferSet,
-        claimed: Arc<Claimed>,
-        mailbox: Server,
-        wake: Arc<Doorbell>,
-        max_packet_size: usize,
-    ) -> UsbInbound {
+/// A transfer that finished: its result, when its completion was seen, and
+/// its data (the bytes received, or a control request's data stage).
+#[derive(Debug)]
+pub(crate) struct Finished<'a> {
+    pub(crate) result: Result<usize, TransferError>,
+    pub(crate) at: Timestamp,
+    pub(crate) data: &'a [u8],
+}
+
+/// What the event loop needs from a transfer set: `transfers::TransferSet`
+/// on a real device, a fake in tests. Transfers are identified by index (IN)
+/// or role (OUT, control); a `take_*` returns a finished transfer once and
+/// makes it idle again.
+pub(crate) trait Transfers: Send + 'static {
+    /// Before any submission: write through the buffers and report what the
+    /// loop touches per completion.
+    fn hot_memory(&mut self, regions: &mut HotRegions);
+    /// Waits up to `timeout` for libusb's descriptors or the doorbell.
+    fn poll(&mut self, timeout: Duration) -> io::Result<Polled>;
+    /// Lets libusb reap and run completion callbacks, without blocking.
+    fn handle_events(&mut self) -> Result<(), TransferError>;
+    /// The clock the loop's bounds are measured on.
+    fn now(&self) -> Timestamp;
+    /// Pauses the loop after a failed wait.
+    fn back_off(&mut self, pause: Duration);
+
+    /// How many bulk-IN transfers the set has.
+    fn in_count(&self) -> usize;
+    /// (Re)submits bulk-IN transfer `i` for one max packet.
+    fn submit_in(&mut self, i: usize) -> Result<(), TransferError>;
+    /// Bulk-IN transfer `i`, if it finished since it was submitted.
+    fn take_in(&mut self, i: usize) -> Option<Finished<'_>>;
+    /// Clears a halt (STALL) on the bulk-IN endpoint.
+    fn clear_in_halt(&mut self) -> Result<(), TransferError>;
+
+    /// The OUT transfer is free (not submitted, or taken since).
+    fn out_idle(&self) -> bool;
+    /// Lets `fill` write the OUT buffer (it returns the length), then
+    /// submits that many bytes.
+    fn submit_out(
+        &mut self,
+        timeout_ms: u32,
+        fill: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) -> Result<(), TransferError>;
+    /// The OUT transfer's result, if it finished since it was submitted.
+    fn take_out(&mut self) -> Option<Result<usize, TransferError>>;
+
+    /// The control transfer is free.
+    fn control_idle(&self) -> bool;
+    /// Submits a control request.
+    fn submit_control(
+        &mut self,
+        request: crate::proto::ControlRequest,
+        timeout_ms: u32,
+    ) -> Result<(), TransferError>;
+    /// The control transfer, if it finished since it was submitted.
+    fn take_control(&mut self) -> Option<Finished<'_>>;
+
+    /// Asks libusb to cancel every pending transfer.
+    fn cancel_all(&mut self);
+    /// Whether libusb still owns any transfer.
+    fn any_pending(&self) -> bool;
+}
+
+/// Why the last wait failed (kept without allocating until it is reported).
+#[derive(Clone, Copy, Debug)]
+enum WaitError {
+    Poll(io::ErrorKind, Option<i32>),
+    Events(TransferError),
+}
+
+impl fmt::Display for WaitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WaitError::Poll(_, Some(errno)) => {
+                write!(f, "ppoll failed: {}", io::Error::from_raw_os_error(*errno))
+            }
+            WaitError::Poll(kind, None) => write!(f, "ppoll failed: {kind}"),
+            WaitError::Events(e) => write!(f, "libusb_handle_events failed: {e}"),
+        }
+    }
+}
+
+/// The event loop: the transfer set, the mailbox's server end, and the
+/// state of the IN stream.
+#[derive(Debug)]
+pub(crate) struct EventLoop<T: Transfers> {
+    transfers: T,
+    mailbox: Server,
+    wake: Arc<Doorbell>,
+    /// In-flight IN transfers in submission order (they complete in order).
+    order: VecDeque<usize>,
+    /// The failure epoch each IN transfer was submitted in (see `failed`).
+    submitted_in: Vec<u64>,
+    /// Bumped with every counted failure event on bulk IN.
+    epoch: u64,
+    stalls: u32,
+    errors: u32,
+    wait_failures: u32,
+    lost: Option<String>,
+    /// The mailbox command the OUT / control transfer is working on.
+    out_seq: u64,
+    control_seq: u64,
+    shut_down: bool,
+}
+
+impl<T: Transfers> EventLoop<T> {
+    pub(crate) fn new(transfers: T, mailbox: Server, wake: Arc<Doorbell>) -> EventLoop<T> {
         let n = transfers.in_count();
-        UsbInbound {
+        EventLoop {
             transfers,
-            claimed,
             mailbox,
             wake,
-            fds: Vec::new(),
             order: VecDeque::with_capacity(n),
-            max_packet_size,
+            submitted_in: vec![0; n],
+            epoch: 0,
             stalls: 0,
             errors: 0,
+            wait_failures: 0,
             lost: None,
-            pending_out_seq: 0,
-            pending_control_seq: 0,
+            out_seq: 0,
+            control_seq: 0,
+            shut_down: false,
         }
     }
 
-    /// libusb's pollfds, then the doorbell's (last). Allocates, once.
-    fn collect_fds(&mut self) {
-        if !self.fds.is_empty() {
-            return;
-        }
-        self.fds = self.transfers.pollfds();
-        self.fds.push(crate::sys::pollfd(
-            std::os::fd::AsFd::as_fd(&*self.wake),
-            libc::POLLIN,
-        ));
+    /// Why the link was lost, if it was.
+    pub(crate) fn lost(&self) -> Option<&str> {
+        self.lost.as_deref()
     }
 
-    fn lose(&mut self, why: String) {
+    /// The transfer set (tests inspect the fake through it).
+    #[cfg(test)]
+    pub(crate) fn transfers(&mut self) -> &mut T {
+        &mut self.transfers
+    }
+
+    /// Reports the memory the loop touches per turn; before [`arm_in`](Self::arm_in).
+    pub(crate) fn hot_memory(&mut self, regions: &mut HotRegions) {
+        self.transfers.hot_memory(regions);
+        self.mailbox.hot_memory(regions);
+        // The in-flight order, filled to capacity once so its whole buffer
+        // is written and resident.
+        self.order.clear();
+        self.order.extend(0..self.order.capacity());
+        let (a, b) = self.order.as_slices();
+        regions.add("transport state", a);
+        regions.add("transport state", b);
+        self.order.clear();
+        regions.add("transport state", &self.submitted_in[..]);
+    }
+
+    /// Puts every IN transfer in flight (once the chip is configured).
+    pub(crate) fn arm_in(&mut self) -> Result<(), LinkLost> {
+        for i in 0..self.transfers.in_count() {
+            if self.lost.is_none() {
+                self.submit_in(i);
+            }
+        }
+        self.result()
+    }
+
+    fn result(&self) -> Result<(), LinkLost> {
+        match &self.lost {
+            Some(why) => Err(LinkLost(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// One turn: serve commands, wait up to `timeout`, reap, answer, serve
+    /// again. Completed IN transfers go to `deliver`, in order.
+    pub(crate) fn turn<F: FnMut(Completion<'_>)>(
+        &mut self,
+        timeout: Duration,
+        deliver: &mut F,
+    ) -> Result<(), LinkLost> {
+        self.result()?;
+        self.wake.arm();
+        self.serve_commands();
+        let polled = self.transfers.poll(timeout);
+        // Always let libusb look: it also expires OUT/control timeouts.
+        let events = self.transfers.handle_events();
+        self.reap_in(deliver);
+        self.reap_commands();
+        let failure = match (&polled, events) {
+            (Err(e), _) => Some(WaitError::Poll(e.kind(), e.raw_os_error())),
+            (Ok(_), Err(e)) => Some(WaitError::Events(e)),
+            (Ok(_), Ok(())) => None,
+        };
+        if matches!(polled, Ok(Polled { device_gone: true })) {
+            self.lose(UNPLUGGED);
+        }
+        match failure {
+            Some(e) => self.wait_failed(e),
+            None => self.wait_failures = 0,
+        }
         if self.lost.is_none() {
-            self.lost = Some(why);
+            self.serve_commands();
+        }
+        self.result()
+    }
+
+    /// A failed wait: back off, doubling the pause, and give up after
+    /// [`WAIT_FAILURE_LIMIT`] in a row, so that a persistent error never
+    /// spins the realtime thread.
+    fn wait_failed(&mut self, e: WaitError) {
+        self.wait_failures += 1;
+        if self.wait_failures >= WAIT_FAILURE_LIMIT {
+            self.lose(format!(
+                "waiting for USB events failed {WAIT_FAILURE_LIMIT} times in a row (last: {e})"
+            ));
+        } else {
+            self.transfers
+                .back_off(FIRST_BACK_OFF * (1 << (self.wait_failures - 1)));
+        }
+    }
+
+    fn lose(&mut self, why: impl Into<String>) {
+        if self.lost.is_none() {
+            self.lost = Some(why.into());
         }
     }
 
     fn submit_in(&mut self, i: usize) {
         match self.transfers.submit_in(i) {
-            Ok(()) => self.order.push_back(i),
-            Err(ERROR_NO_DEVICE) => self.lose("the device was unplugged".into()),
-            Err(code) => self.lose(format!(
-                "resubmitting a bulk-IN transfer failed: {}",
-                rusb_error_text(code)
-            )),
+            Ok(()) => {
+                self.order.push_back(i);
+                if let Some(epoch) = self.submitted_in.get_mut(i) {
+                    *epoch = self.epoch;
+                }
+            }
+            Err(TransferError::NoDevice) => self.lose(UNPLUGGED),
+            Err(e) => self.lose(format!("submitting a bulk-IN transfer failed: {e}")),
         }
     }
 
     /// Hands finished IN transfers to `deliver` in order and resubmits them.
     fn reap_in<F: FnMut(Completion<'_>)>(&mut self, deliver: &mut F) {
         while let Some(&i) = self.order.front() {
-            let Some((done, data)) = self.transfers.take_in(i) else {
+            let Some(done) = self.transfers.take_in(i) else {
                 break;
             };
+            let result = done.result;
+            if result.is_ok() {
+                deliver(Completion {
+                    data: done.data,
+                    at: done.at,
+                });
+            }
             self.order.pop_front();
-            let resubmit = match done.status {
-                status::COMPLETED => {
-                    deliver(Completion {
-                        data,
-                        at: Timestamp::from_nanos(done.at_ns),
-                    });
+            let resubmit = match result {
+                Ok(_) => {
                     self.stalls = 0;
                     self.errors = 0;
                     true
                 }
                 // Timeout 0 means none; a babbling device overflowing one
                 // packet is noise worth surviving.
-                status::TIMED_OUT | status::OVERFLOW => true,
-                status::CANCELLED => false,
-                status::NO_DEVICE => {
-                    self.lose("the device was unplugged".into());
+                Err(TransferError::TimedOut { .. } | TransferError::Overflow) => true,
+                Err(TransferError::Cancelled) => false,
+                Err(TransferError::NoDevice) => {
+                    self.lose(UNPLUGGED);
                     false
                 }
-                status::STALL => {
-                    self.stalls += 1;
-                    let _ = self.claimed.clear_in_halt();
-                    self.retry("the bulk-IN endpoint stalls")
+                Err(TransferError::Stall) => {
+                    self.failed(i, true);
+                    self.retry("the bulk-IN endpoint keeps stalling")
                 }
-                status::ERROR => {
-                    // EPROTO/EILSEQ: often the first sign of an unplug.
-                    self.errors += 1;
+                // EPROTO/EILSEQ: often the first sign of an unplug.
+                Err(TransferError::Fault) => {
+                    self.failed(i, false);
                     self.retry("bulk-IN transfers keep failing (USB protocol errors)")
                 }
-                other => {
-                    self.lose(format!("bulk-IN transfer ended with libusb status {other}"));
+                Err(e) => {
+                    self.lose(format!("a bulk-IN transfer failed: {e}"));
                     false
                 }
             };
             if resubmit && self.lost.is_none() {
                 self.submit_in(i);
             }
+        }
+    }
+
+    /// Counts a failure of IN transfer `i` once per event: the transfers in
+    /// flight together fail together (a halted endpoint fails them all), so
+    /// a failure of a transfer submitted before the last counted one belongs
+    /// to that event. A STALL is cleared once per event.
+    fn failed(&mut self, i: usize, stall: bool) {
+        let submitted = self.submitted_in.get(i).copied().unwrap_or(self.epoch);
+        if submitted != self.epoch {
+            return;
+        }
+        self.epoch += 1;
+        if stall {
+            self.stalls += 1;
+            if let Err(TransferError::NoDevice) = self.transfers.clear_in_halt() {
+                self.lose(UNPLUGGED);
+            }
+        } else {
+            self.errors += 1;
         }
     }
 
@@ -157,16 +370,15 @@ impl UsbInbound {
 
     /// Answers finished OUT and control transfers.
     fn reap_commands(&mut self) {
-        if let Some(done) = self.transfers.take_out() {
-            let result = transfer_result(done.status, done.actual);
-            self.mailbox.reply(self.pending_out_seq, result, &[]);
+        if let Some(result) = self.transfers.take_out() {
+            self.mailbox.reply(self.out_seq, result, &[]);
         }
-        if let Some((done, data)) = self.transfers.take_control() {
-            let result = transfer_result(done.status, done.actual);
-            let seq = self.pending_control_seq;
-            let mut copy = [0u8; super::transfers::CONTROL_DATA];
-            copy[..data.len()].copy_from_slice(data);
-            self.mailbox.reply(seq, result, &copy[..data.len()]);
+        if let Some(done) = self.transfers.take_control() {
+            let mut data = [0u8; CONTROL_DATA];
+            let n = done.data.len().min(CONTROL_DATA);
+            data[..n].copy_from_slice(&done.data[..n]);
+            let result = done.result;
+            self.mailbox.reply(self.control_seq, result, &data[..n]);
         }
     }
 
@@ -178,107 +390,54 @@ impl UsbInbound {
         {
             let submitted = match cmd.request {
                 Request::Write { len } => {
-                    let n = self.mailbox.take_bytes(len, self.transfers.out_buffer());
-                    self.pending_out_seq = cmd.seq;
-                    self.transfers.submit_out(n, cmd.timeout_ms)
+                    self.out_seq = cmd.seq;
+                    let mailbox = &mut self.mailbox;
+                    let mut taken = false;
+                    let submitted = self.transfers.submit_out(cmd.timeout_ms, &mut |buf| {
+                        taken = true;
+                        mailbox.take_bytes(len, buf)
+                    });
+                    if !taken {
+                        // Keep the byte stream aligned with the commands.
+                        self.mailbox.discard_bytes(len);
+                    }
+                    submitted
                 }
                 Request::Control(request) => {
-                    self.pending_control_seq = cmd.seq;
+                    self.control_seq = cmd.seq;
                     self.transfers.submit_control(request, cmd.timeout_ms)
                 }
             };
-            if let Err(code) = submitted {
-                let failure = if code == ERROR_NO_DEVICE {
-                    Failure::NoDevice
-                } else {
-                    Failure::Other(code)
-                };
-                self.mailbox.reply(cmd.seq, Err(failure), &[]);
+            if let Err(e) = submitted {
+                self.mailbox.reply(cmd.seq, Err(e), &[]);
             }
         }
     }
-}
 
-/// A finished OUT or control transfer as the mailbox reports it.
-fn transfer_result(status: i32, actual: usize) -> Result<usize, Failure> {
-    match status {
-        status::COMPLETED => Ok(actual),
-        status::TIMED_OUT => Err(Failure::TimedOut {
-            transferred: actual,
-        }),
-        status::STALL => Err(Failure::Stall),
-        status::NO_DEVICE => Err(Failure::NoDevice),
-        other => Err(Failure::Other(other)),
-    }
-}
-
-impl Inbound for UsbInbound {
-    fn framing(&self) -> Framing {
-        Framing::Ftdi {
-            max_packet_size: self.max_packet_size,
+    /// Cancels what is in flight, waits (at most [`DRAIN_LIMIT`]) until libusb
+    /// gave every transfer back, answers a command cut short and stops the
+    /// mailbox. Idempotent; also run on drop.
+    pub(crate) fn shutdown(&mut self) {
+        if self.shut_down {
+            return;
         }
-    }
-
-    fn hot_memory(&mut self, regions: &mut HotRegions) {
-        self.transfers.hot_memory(regions);
-        self.mailbox.hot_memory(regions);
-        // The poll set (revents written every wait) and the in-flight order,
-        // filled to capacity once so its whole buffer is written and visible.
-        self.collect_fds();
-        regions.add("transport state", &self.fds[..]);
-        self.order.clear();
-        self.order.extend(0..self.order.capacity());
-        let (a, b) = self.order.as_slices();
-        regions.add("transport state", a);
-        regions.add("transport state", b);
-        self.order.clear();
-        regions.add("transport state", &*self.wake);
-    }
-
-    fn start(&mut self) -> Result<(), LinkLost> {
-        self.collect_fds();
-        self.mailbox.start();
-        for i in 0..self.transfers.in_count() {
-            self.submit_in(i);
-        }
-        match self.lost.take() {
-            Some(why) => Err(LinkLost(why)),
-            None => Ok(()),
-        }
-    }
-
-    fn wait<F: FnMut(Completion<'_>)>(
-        &mut self,
-        timeout: Duration,
-        mut deliver: F,
-    ) -> Result<(), LinkLost> {
-        self.wake.arm();
-        self.serve_commands();
-        for fd in &mut self.fds {
-            fd.revents = 0;
-        }
-        let _ = crate::sys::poll(&mut self.fds, Some(timeout));
-        // Always let libusb look: it also expires OUT/control timeouts.
-        self.transfers.handle_events();
-        self.reap_in(&mut deliver);
-        self.reap_commands();
-        self.serve_commands();
-        match self.lost.take() {
-            Some(why) => Err(LinkLost(why)),
-            None => Ok(()),
-        }
-    }
-
-    fn shutdown(&mut self) {
+        self.shut_down = true;
         self.transfers.cancel_all();
-        let start = Timestamp::now();
-        while self.transfers.any_pending() && start.elapsed() < DRAIN_LIMIT {
-            let mut fds = self.fds.clone();
-            let _ = crate::sys::poll(&mut fds, Some(Duration::from_millis(10)));
-            self.transfers.handle_events();
+        let end = self.transfers.now() + DRAIN_LIMIT;
+        while self.transfers.any_pending() && self.transfers.now() < end {
+            if self.transfers.poll(DRAIN_POLL).is_err() {
+                self.transfers.back_off(DRAIN_POLL);
+            }
+            let _ = self.transfers.handle_events();
         }
-        // Answer a write or control request cut short by the shutdown.
         self.reap_commands();
+        self.order.clear();
         self.mailbox.stop();
+    }
+}
+
+impl<T: Transfers> Drop for EventLoop<T> {
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }

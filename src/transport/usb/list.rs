@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use rusb::UsbContext;
 
+use super::transfers::raw_bcd_device;
 use crate::error::{Error, Result};
 use crate::proto::Chip;
 
@@ -175,16 +176,6 @@ impl FromStr for Selector {
     }
 }
 
-/// bcdDevice back from rusb's decoded version. rusb reads the major number as
-/// two BCD digits (0x1000 becomes 10), so encode it the same way.
-fn bcd_device(v: rusb::Version) -> u16 {
-    let major = u16::from(v.major());
-    ((major / 10) << 12)
-        | ((major % 10) << 8)
-        | (u16::from(v.minor()) << 4)
-        | u16::from(v.sub_minor())
-}
-
 /// Maps libusb's initialisation failure to a clear error.
 pub(crate) fn context() -> Result<rusb::Context> {
     rusb::Context::new().map_err(|e| Error::UsbUnavailable {
@@ -227,7 +218,9 @@ pub(crate) fn enumerate(
         if !wanted {
             continue;
         }
-        let bcd = bcd_device(desc.device_version());
+        let Some(bcd) = raw_bcd_device(&device) else {
+            continue;
+        };
         let chip = Chip::detect(bcd, desc.serial_number_string_index().unwrap_or(0));
         let mut info = DeviceInfo {
             chip,
@@ -258,13 +251,6 @@ pub(crate) fn enumerate(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bcd_device_survives_rusbs_decoding() {
-        for bcd in [0x0200u16, 0x0400, 0x0600, 0x0900, 0x1000, 0x2800, 0x3600] {
-            assert_eq!(bcd_device(rusb::Version::from_bcd(bcd)), bcd, "{bcd:#06x}");
-        }
-    }
 
     #[test]
     fn selectors_parse() {

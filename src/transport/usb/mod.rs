@@ -1,13 +1,19 @@
 //! The userspace libusb driver.
 //!
-//! Opening ([`device`]) finds the FTDI device, reads its endpoints, detaches
-//! ftdi_sio if it is bound and claims the interface; the shared FTDI layer
-//! then resets and configures the chip with synchronous control requests.
-//! From the moment the realtime reader starts, it alone drives libusb
-//! ([`event_loop`]): N single-packet bulk-IN transfers in flight
-//! ([`transfers`]), resubmitted as soon as they complete; writes and control
-//! requests from the application reach it through a lock-free mailbox
-//! ([`mailbox`]), which keeps every libusb lock off normal-priority threads.
+//! Opening ([`device`]) finds the FTDI device ([`list`]), reads and checks
+//! its descriptors ([`descriptor`]), detaches ftdi_sio if it is bound and
+//! claims the interface ([`claimed`]). Then the event loop ([`event_loop`]) starts, before the
+//! chip is configured: from the first reset on, control requests and writes
+//! from application threads reach it through a lock-free mailbox
+//! ([`mailbox`](mod@mailbox)), which keeps every libusb lock off normal-priority threads,
+//! and it alone drives libusb's transfers ([`transfers`]). It runs on a
+//! short-lived opening thread while the shared FTDI layer configures the
+//! chip, and moves to the realtime reader when that starts ([`inbound`]);
+//! only then are the N single-packet bulk-IN transfers put in flight,
+//! resubmitted as soon as they complete.
+//!
+//! A failed transfer is a [`crate::TransferError`] everywhere;
+//! the FTDI layer turns it into the crate's error.
 //!
 //! Known limit, outside this crate: libusb's Linux backend `calloc`s the
 //! URB array on every submit and frees it on reap, so the reader performs
@@ -15,25 +21,32 @@
 //! thread's cache; no lock shared with other threads in glibc's tcache).
 //! The Rust side allocates nothing per packet.
 
+mod claimed;
+pub(crate) mod descriptor;
 mod device;
 mod event_loop;
+mod inbound;
 mod list;
 mod mailbox;
 mod transfers;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use list::{DeviceInfo, FTDI_VID, Selector, UsbId, list};
 
-use self::device::{Claimed, open_and_claim};
-use self::event_loop::UsbInbound;
-use self::mailbox::{CallError, Client, Failure, mailbox};
+use self::device::open_and_claim;
+use self::event_loop::EventLoop;
+use self::inbound::UsbInbound;
+use self::mailbox::{Client, REPLY_GRACE, mailbox};
 use self::transfers::TransferSet;
-use self::transfers::rusb_error_text;
-use super::ftdi::{ControlPipe, FtdiOutbound, PipeFailure};
+use super::ftdi::{ControlPipe, FtdiOutbound};
 use super::{OpenOptions, Parts};
 use crate::doorbell::Doorbell;
+use crate::error::TransferError;
 use crate::error::{Error, Result};
 use crate::proto::ControlRequest;
 use crate::stats::{TransportInfo, TransportKind};
@@ -42,27 +55,16 @@ use crate::stats::{TransportInfo, TransportKind};
 const OUT_CAPACITY: usize = 4096;
 
 /// Opens the selected FTDI device, claims its interface and resets the chip.
-pub(crate) fn open(selector: &Selector, options: &OpenOptions) -> Result<Parts<UsbInbound>> {
+pub(crate) fn open(
+    selector: &Selector,
+    options: &OpenOptions,
+) -> Result<Parts<UsbInbound<TransferSet>>> {
     let claimed = Arc::new(open_and_claim(
         selector,
         &options.usb_ids,
         options.interface,
     )?);
     let (chip, interface, mps) = (claimed.chip, claimed.interface, claimed.max_packet_size);
-    let transfers = TransferSet::new(
-        &claimed.handle,
-        claimed.ep_in,
-        claimed.ep_out,
-        mps,
-        options.transfers_in_flight,
-        OUT_CAPACITY,
-    )
-    .map_err(|e| Error::Usb {
-        operation: "allocating transfers",
-        reason: e.to_string(),
-    })?;
-    let wake = Arc::new(Doorbell::new()?);
-    let (client, server) = mailbox(wake.clone(), OUT_CAPACITY)?;
     let info = TransportInfo {
         kind: TransportKind::Usb,
         description: claimed.description(),
@@ -72,15 +74,30 @@ pub(crate) fn open(selector: &Selector, options: &OpenOptions) -> Result<Parts<U
         transfers_in_flight: Some(options.transfers_in_flight),
         notes: Vec::new(),
     };
+    let wake = Arc::new(Doorbell::new()?);
+    let transfers = TransferSet::new(
+        claimed,
+        options.transfers_in_flight,
+        OUT_CAPACITY,
+        wake.clone(),
+    )
+    .map_err(|source| Error::Transfer {
+        operation: "allocating transfers",
+        source,
+    })?;
+    let (client, server) = mailbox(wake.clone(), OUT_CAPACITY, REPLY_GRACE)?;
+    // From here on the event loop serves every control request and write.
+    let inbound = UsbInbound::start(
+        EventLoop::new(transfers, server, wake.clone()),
+        wake.clone(),
+        mps,
+    )?;
     let pipe = UsbPipe {
-        claimed: claimed.clone(),
         mailbox: client,
         info,
     };
     let outbound = FtdiOutbound::new(pipe, chip, interface, options.control_timeout);
-    // Synchronous control requests: the reader does not run yet.
     let notes = outbound.initialize()?;
-    let inbound = UsbInbound::new(transfers, claimed, server, wake.clone(), mps);
     Ok(Parts {
         inbound,
         outbound: Box::new(outbound),
@@ -90,63 +107,11 @@ pub(crate) fn open(selector: &Selector, options: &OpenOptions) -> Result<Parts<U
     })
 }
 
-/// Control and bulk OUT: synchronous libusb calls before the reader starts,
-/// the reader's mailbox afterwards.
+/// Control and bulk OUT: the event loop's mailbox, the only way to libusb.
 #[derive(Debug)]
 struct UsbPipe {
-    claimed: Arc<Claimed>,
     mailbox: Client,
     info: TransportInfo,
-}
-
-fn pipe_failure(f: Failure) -> PipeFailure {
-    match f {
-        Failure::Stall => PipeFailure::Stall,
-        Failure::NoDevice => PipeFailure::NoDevice,
-        Failure::TimedOut { .. } => PipeFailure::TimedOut,
-        Failure::Other(code) => {
-            PipeFailure::Other(format!("libusb status {code} ({})", rusb_error_text(code)))
-        }
-    }
-}
-
-fn call_error(
-    e: CallError,
-    request: Option<ControlRequest>,
-    operation: &'static str,
-    timeout: Duration,
-) -> Error {
-    match e {
-        CallError::Stopped => Error::Disconnected,
-        CallError::NoReply | CallError::NotStarted => Error::TimedOut {
-            operation,
-            after: timeout,
-        },
-        CallError::Failed(f) => pipe_failure(f).into_error(request, operation, timeout),
-    }
-}
-
-fn rusb_error(
-    e: rusb::Error,
-    request: Option<ControlRequest>,
-    operation: &'static str,
-    timeout: Duration,
-) -> Error {
-    match e {
-        rusb::Error::Pipe => PipeFailure::Stall.into_error(request, operation, timeout),
-        rusb::Error::NoDevice => Error::Disconnected,
-        rusb::Error::Timeout => Error::TimedOut {
-            operation,
-            after: timeout,
-        },
-        rusb::Error::Access => Error::PermissionDenied {
-            device: operation.to_string(),
-        },
-        other => Error::Usb {
-            operation,
-            reason: other.to_string(),
-        },
-    }
 }
 
 impl ControlPipe for UsbPipe {
@@ -155,47 +120,16 @@ impl ControlPipe for UsbPipe {
         request: ControlRequest,
         data: &mut [u8],
         timeout: Duration,
-    ) -> Result<usize> {
-        if self.mailbox.reader_started() {
-            let (n, reply) = self
-                .mailbox
-                .control(request, timeout)
-                .map_err(|e| call_error(e, Some(request), "control request", timeout))?;
-            let n = n.min(data.len());
-            data[..n].copy_from_slice(&reply[..n]);
-            return Ok(n);
-        }
-        let h = &self.claimed.handle;
-        let (rt, r, v, i) = (
-            request.request_type,
-            request.request,
-            request.value,
-            request.index,
-        );
-        let result = if request.is_in() {
-            let len = usize::from(request.length).min(data.len());
-            h.read_control(rt, r, v, i, &mut data[..len], timeout)
-        } else {
-            h.write_control(rt, r, v, i, &[], timeout)
-        };
-        result.map_err(|e| rusb_error(e, Some(request), "control request", timeout))
+    ) -> Result<usize, TransferError> {
+        let (n, reply) = self.mailbox.control(request, timeout)?;
+        let n = n.min(data.len()).min(reply.len());
+        data[..n].copy_from_slice(&reply[..n]);
+        Ok(n)
     }
 
-    fn bulk_out(&self, data: &[u8], timeout: Duration) -> Result<usize> {
-        let data = &data[..data.len().min(OUT_CAPACITY)];
-        if self.mailbox.reader_started() {
-            return match self.mailbox.write(data, timeout) {
-                Ok(n) => Ok(n),
-                Err(CallError::Failed(Failure::TimedOut { transferred })) if transferred > 0 => {
-                    Ok(transferred)
-                }
-                Err(e) => Err(call_error(e, None, "write", timeout)),
-            };
-        }
-        self.claimed
-            .handle
-            .write_bulk(self.claimed.ep_out, data, timeout)
-            .map_err(|e| rusb_error(e, None, "write", timeout))
+    fn bulk_out(&self, data: &[u8], timeout: Duration) -> Result<usize, TransferError> {
+        self.mailbox
+            .write(&data[..data.len().min(OUT_CAPACITY)], timeout)
     }
 
     fn info(&self) -> TransportInfo {
