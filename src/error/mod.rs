@@ -146,10 +146,11 @@ pub enum Error {
         device: String,
     },
 
-    /// Another process (or driver) holds the interface.
+    /// Another process (or driver, or port of this one) holds the
+    /// interface or the tty.
     #[error(
-        "{device} is busy: another process has claimed the interface. Close the other \
-         program (check `fuser -v /dev/bus/usb/*/*` and `lsof /dev/ttyUSB*`)"
+        "{device} is busy: another program (or another port in this one) holds it. Close \
+         the other program (find it with `fuser -v /dev/bus/usb/*/*` or `lsof /dev/ttyUSB*`)"
     )]
     Busy {
         /// The device, in words.

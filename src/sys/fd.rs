@@ -54,3 +54,25 @@ pub(crate) fn write(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<usize> {
     )
     .map(|n| n as usize)
 }
+
+/// Whether another open file description holds an exclusive `flock(2)` on
+/// the file `fd` refers to (as serialport's exclusive open takes). Tried
+/// with a shared lock that is released at once; the answer can be stale by
+/// the time it is read, so it only names a failure that follows.
+pub(crate) fn locked_exclusively_elsewhere(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let taken = syscall!(
+        // SAFETY: flock takes our descriptor and an operation word; it touches no memory.
+        unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) }
+    );
+    match taken {
+        Ok(_) => {
+            syscall!(
+                // SAFETY: as above; releases the lock this descriptor just took.
+                unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_UN) }
+            )?;
+            Ok(false)
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
