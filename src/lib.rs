@@ -68,6 +68,8 @@
 //! checks both on the simulated transport (the libusb transport's own share
 //! runs only in the virtual HIL rig).
 //!
+#![doc = include_str!("transaction/timeouts.md")]
+//!
 //! ## Linux permissions
 //! Opening a USB device needs write access to `/dev/bus/usb/BBB/DDD`: install
 //! `udev/60-ftdi-rt.rules` (see the README). ftdi-rt detaches `ftdi_sio` from

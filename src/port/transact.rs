@@ -26,15 +26,15 @@ impl Port {
     /// next call.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`](crate::Error::InvalidInput), before anything
+    /// [`Error::InvalidInput`], before anything
     /// is sent or counted: an empty request, a zero deadline, a
     /// [`ReplyEnd::Length`] of 0 or longer than
     /// [`PortConfig::reply_capacity`](crate::PortConfig::reply_capacity);
-    /// [`Error::DeadlineMissed`](crate::Error::DeadlineMissed) if the
+    /// [`Error::DeadlineMissed`] if the
     /// complete reply was not in hand by the deadline;
-    /// [`Error::ReplyTooLong`](crate::Error::ReplyTooLong);
-    /// [`Error::Overflow`](crate::Error::Overflow) if data was lost during
-    /// the reply; [`Error::Disconnected`](crate::Error::Disconnected); write errors.
+    /// [`Error::ReplyTooLong`];
+    /// [`Error::Overflow`] if data was lost during
+    /// the reply; [`Error::Disconnected`]; write errors.
     pub fn transact(
         &mut self,
         request: &[u8],

@@ -124,6 +124,16 @@ impl Owed {
     }
 }
 
+/// The longest a call settles the rest of a failed reply before it sends,
+/// whatever its deadline: a call with no deadline (`Duration::MAX`) after a
+/// reply the device never sent must still send its request.
+pub(crate) const MAX_SETTLE: Duration = Duration::from_secs(10);
+
+/// The longest quiet line that settling a reply of unknown length waits
+/// for: after a failed reply, a second of silence ends it, whatever the
+/// deadlines (two calls with no deadline would otherwise wait forever).
+pub(crate) const MAX_QUIET: Duration = Duration::from_secs(1);
+
 /// The largest reply buffer a port may have (16 MiB): replies of
 /// request/reply protocols are far smaller, and the buffer is allocated at open.
 pub(crate) const MAX_REPLY_CAPACITY: usize = 1 << 24;
@@ -480,8 +490,9 @@ impl<'e> Exchange<'e, '_> {
             self.phase = Phase::Send;
             return;
         }
-        // At most this call's own deadline from its start.
-        let bound = self.started.add(self.deadline);
+        // At most this call's own deadline from its start (and never
+        // forever: a call with no deadline still sends its request).
+        let bound = self.started.add(self.deadline.min(MAX_SETTLE));
         if now >= bound {
             self.abandon_owed(now);
             self.phase = Phase::Send;
@@ -494,20 +505,28 @@ impl<'e> Exchange<'e, '_> {
     /// will have been quiet long enough (unknown length).
     fn settle_until(&self, bound: Timestamp) -> Timestamp {
         match self.engine.owed {
-            Some(Owed {
-                bytes: None,
-                quiet_since,
-                deadline,
-                ..
-            }) => bound.min(quiet_since.add(deadline.min(self.deadline))),
+            Some(
+                owed @ Owed {
+                    bytes: None,
+                    quiet_since,
+                    ..
+                },
+            ) => bound.min(quiet_since.add(self.quiet(&owed))),
             _ => bound,
         }
+    }
+
+    /// How long the line must be quiet for a reply of unknown length to
+    /// count as over: the shorter of the two calls' deadlines, at most
+    /// [`MAX_QUIET`].
+    fn quiet(&self, owed: &Owed) -> Duration {
+        owed.deadline.min(self.deadline).min(MAX_QUIET)
     }
 
     fn owed_settled(&self, now: Timestamp) -> bool {
         self.engine
             .owed
-            .is_none_or(|owed| owed.settled(now, owed.deadline.min(self.deadline)))
+            .is_none_or(|owed| owed.settled(now, self.quiet(&owed)))
     }
 
     /// The rest of the missed reply did not come within this call's bound:

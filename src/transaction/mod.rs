@@ -12,10 +12,25 @@
 //! complete reply is in the application's hands. A reply that is not
 //! complete by the deadline is a [`Error::DeadlineMissed`], counted, never
 //! silent. The rest of a reply that missed (or failed) is settled by the
-//! next call, within that call's own deadline (see [`ReplyEnd`], and the
-//! crate docs' "Timeouts and deadlines" for the whole model).
+//! next call, within that call's own deadline.
 //!
 //! Which cause a miss has is decided in [`attribution`].
+//!
+//! The timeout model below is written once, in `timeouts.md` next to this
+//! file, and shown both here and in the crate docs; the constants it names
+//! are [`engine::MAX_SETTLE`] and [`engine::MAX_QUIET`].
+//!
+#![doc = include_str!("timeouts.md")]
+//!
+//! [`Port::transact`]: crate::Port::transact
+//! [`Statistics::deadline_misses`]: crate::Statistics::deadline_misses
+//! [`Statistics::unsettled_replies`]: crate::Statistics::unsettled_replies
+//! [`PortConfig::write_timeout`]: crate::PortConfig::write_timeout
+//! [`PortConfig::control_timeout`]: crate::PortConfig::control_timeout
+//! [`Receiver::recv_timeout`]: crate::Receiver::recv_timeout
+//! [`Error::InvalidConfig`]: crate::Error::InvalidConfig
+//! [`Error::InvalidInput`]: crate::Error::InvalidInput
+//! [`Error::TimedOut`]: crate::Error::TimedOut
 
 mod attribution;
 pub(crate) mod engine;
@@ -35,7 +50,10 @@ use self::engine::{Exchange, Next};
 ///   exactly that many are discarded as they arrive;
 /// - with a terminator or a predicate the length is unknown: input is
 ///   discarded until the line has been quiet for the shorter of the two
-///   calls' deadlines.
+///   calls' deadlines (at most one second).
+///
+/// (The crate docs' [timeout model](crate#timeouts-and-deadlines) has the
+/// whole rule, and how long settling can take.)
 ///
 /// What has not come by then is given up, counted in
 /// [`Statistics::unsettled_replies`](crate::Statistics::unsettled_replies),
