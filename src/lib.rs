@@ -113,7 +113,7 @@ mod transport;
 pub mod usbip;
 
 pub use channel::{CHUNK_CAPACITY, Chunk, Receiver};
-pub use error::{Error, Result, TransferError};
+pub use error::{Error, ErrorKind, Result, TransferError};
 pub use port::{Port, PortConfig, Writer};
 pub use proto::{
     Chip, DataBits, FlowControl, Interface, LineProperties, LineStatus, ModemStatus, Parity,

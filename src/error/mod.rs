@@ -11,9 +11,11 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod kind;
 mod realtime;
 mod transfer;
 
+pub use self::kind::ErrorKind;
 pub use self::realtime::RealtimeError;
 pub(crate) use self::transfer::Operation;
 pub use self::transfer::TransferError;
@@ -28,9 +30,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// it), so `fn main() -> Result<(), ftdi_rt::Error>` shows the fix too;
 /// match on the variant for the details.
 ///
-/// An `Error` turned into an [`io::Error`] (by the `io::Read`/`io::Write`
-/// implementations) comes back as itself through `From<io::Error>`, so `?`
-/// across the two keeps the variant (`Disconnected` stays `Disconnected`).
+/// [`kind`](Error::kind) gives its class ([`ErrorKind`]) and
+/// [`os_error`](Error::os_error) the `errno` behind it, if any. An `Error`
+/// turned into an [`io::Error`] (by the `io::Read`/`io::Write`
+/// implementations) has the kind's [`io::ErrorKind`] and comes back as
+/// itself through `From<io::Error>`, so `?` across the two keeps the
+/// variant (`Disconnected` stays `Disconnected`).
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -234,51 +239,11 @@ impl fmt::Debug for Error {
     }
 }
 
-impl From<io::Error> for Error {
-    /// An `io::Error` that carries one of ours (made by `From<Error> for
-    /// io::Error`) gives it back; any other becomes [`Error::Io`].
-    fn from(e: io::Error) -> Error {
-        if !e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
-            return Error::Io(e);
-        }
-        let kind = e.kind();
-        match e.into_inner().map(|inner| inner.downcast::<Error>()) {
-            Some(Ok(ours)) => *ours,
-            // Not reached (checked above); kept whole rather than lost.
-            Some(Err(other)) => Error::Io(io::Error::new(kind, other)),
-            None => Error::Io(io::Error::from(kind)),
-        }
-    }
-}
-
 fn describe_found(found: &[String]) -> String {
     if found.is_empty() {
         "nothing (is the adapter plugged in? check `lsusb -d 0403:`)".into()
     } else {
         found.join("; ")
-    }
-}
-
-impl From<Error> for io::Error {
-    fn from(e: Error) -> io::Error {
-        let kind = match &e {
-            Error::Disconnected => io::ErrorKind::NotConnected,
-            Error::TimedOut { .. } | Error::DeadlineMissed { .. } => io::ErrorKind::TimedOut,
-            Error::PermissionDenied { .. } => io::ErrorKind::PermissionDenied,
-            Error::NotFound { .. } => io::ErrorKind::NotFound,
-            Error::Busy { .. } => io::ErrorKind::ResourceBusy,
-            Error::Unsupported { .. } => io::ErrorKind::Unsupported,
-            Error::Baud(_)
-            | Error::LatencyTimer(_)
-            | Error::InvalidConfig(_)
-            | Error::InvalidInput(_) => io::ErrorKind::InvalidInput,
-            Error::Io(inner) => inner.kind(),
-            _ => io::ErrorKind::Other,
-        };
-        match e {
-            Error::Io(inner) => inner,
-            other => io::Error::new(kind, other),
-        }
     }
 }
 
