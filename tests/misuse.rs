@@ -236,3 +236,28 @@ fn a_tty_that_is_already_open_is_busy() {
         Ok(_) => panic!("opened a tty twice"),
     }
 }
+
+// Item 10: a setting with no effect says so in its return value.
+#[test]
+fn the_latency_timer_on_a_pty_is_unsupported_and_zero_is_refused() {
+    let _serial = common::serial();
+    let device = ftdi_rt_lab::PtyDevice::spawn(Frobnicator::new(Duration::ZERO)).unwrap();
+    let port = Port::open_tty(device.path(), &config()).unwrap();
+    match port.set_latency_timer(0) {
+        Err(Error::LatencyTimer(_)) => {}
+        other => panic!("latency timer 0 on a tty: {other:?}"),
+    }
+    match port.set_latency_timer(1) {
+        Err(e @ Error::Unsupported { .. }) => {
+            assert_eq!(e.kind(), ftdi_rt::ErrorKind::Unsupported);
+            assert!(e.to_string().contains("pty has no latency timer"), "{e}");
+        }
+        other => panic!("latency timer on a pty: {other:?}"),
+    }
+    // On the simulated chip it takes effect.
+    let chip = SimChip::new(talker, SimConfig::default()).unwrap();
+    let handle = chip.handle();
+    let sim = Port::open_sim(chip, &config()).unwrap();
+    sim.set_latency_timer(2).unwrap();
+    assert_eq!(handle.state().latency_timer_ms, 2);
+}
