@@ -112,6 +112,12 @@ mod transport;
 #[cfg(feature = "usbip")]
 pub mod usbip;
 
+/// README.md, whose Rust code blocks run as doctests of the crate, so the
+/// README's library example always compiles against the API it shows.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use channel::{CHUNK_CAPACITY, Chunk, Receiver};
 pub use error::{Error, ErrorKind, Result, TransferError};
 pub use port::{Port, PortConfig, Writer};

@@ -261,3 +261,39 @@ fn the_latency_timer_on_a_pty_is_unsupported_and_zero_is_refused() {
     sim.set_latency_timer(2).unwrap();
     assert_eq!(handle.state().latency_timer_ms, 2);
 }
+
+// Item 13: statistics of a port with no completed transaction do not read
+// as a perfect run of zeros.
+#[test]
+fn statistics_without_transactions_say_so() {
+    let _serial = common::serial();
+    let port = sim_port(talker, &config());
+    let text = port.stats().to_string();
+    assert!(text.contains("no completed transactions"), "{text}");
+    assert!(!text.contains("p50=0.0µs"), "{text}");
+}
+
+// Item 13: README's open, without USB (or without that adapter), fails with
+// a message that says what to do, in `{:?}` too (what `main` prints).
+#[test]
+fn opening_usb_here_says_what_to_do() {
+    let _serial = common::serial();
+    let selector: ftdi_rt::Selector = "no-such-adapter-ftdi-rt-test".parse().unwrap();
+    let e = match Port::open_usb(&selector, &config()) {
+        Err(e) => e,
+        Ok(_) => panic!("opened an adapter with a made-up serial number"),
+    };
+    let debug = format!("{e:?}");
+    assert!(!debug.starts_with("Other error"), "{debug}");
+    match e.kind() {
+        // No usbfs (this machine): says what libusb needs and the alternative.
+        ftdi_rt::ErrorKind::Unsupported => {
+            assert!(debug.contains("/dev/bus/usb"), "{debug}");
+            assert!(debug.contains("Port::open_sim"), "{debug}");
+        }
+        // USB but no such adapter: says what was found and how to look.
+        ftdi_rt::ErrorKind::NotFound => assert!(debug.contains("no-such-adapter"), "{debug}"),
+        other => panic!("{other:?}: {debug}"),
+    }
+    assert_eq!(debug, e.to_string(), "Debug keeps the how-to-fix text");
+}

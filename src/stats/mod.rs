@@ -251,8 +251,17 @@ impl fmt::Display for Statistics {
             write!(f, ", {n} {source} stalls")?;
         }
         writeln!(f, ")")?;
-        writeln!(f, "  latency        {}", self.transaction_latency)?;
-        writeln!(f, "delivery         {}", self.delivery_latency)?;
+        // Percentiles of nothing would print as zeros and read as a perfect run.
+        if self.transaction_latency.count == 0 {
+            writeln!(f, "  latency        no completed transactions")?;
+        } else {
+            writeln!(f, "  latency        {}", self.transaction_latency)?;
+        }
+        if self.delivery_latency.count == 0 {
+            writeln!(f, "delivery         nothing received")?;
+        } else {
+            writeln!(f, "delivery         {}", self.delivery_latency)?;
+        }
         writeln!(
             f,
             "packets          {} ({} status-only, {} malformed), {} bytes in, {} out",

@@ -193,7 +193,8 @@ impl FromStr for Selector {
 /// Maps libusb's initialisation failure to a clear error.
 pub(crate) fn context() -> Result<rusb::Context> {
     rusb::Context::new().map_err(|e| Error::UsbUnavailable {
-        reason: e.to_string(),
+        // libusb's own text alone ("Other error") says nothing.
+        reason: format!("libusb could not initialise: {e}"),
     })
 }
 
