@@ -32,11 +32,15 @@
 //! already takes empty payloads and their time) and a breakdown of each miss
 //! (the [`Missed`] record is where it goes).
 
+mod owed;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use self::owed::Owed;
+pub(crate) use self::owed::{MAX_QUIET, MAX_SETTLE, Missed};
 use super::ReplyEnd;
 use super::attribution::Attribution;
 use crate::error::{Error, Result};
@@ -75,64 +79,6 @@ pub(crate) struct Engine {
     /// The last exchange ended without a complete reply: its rest may still come.
     owed: Option<Owed>,
 }
-
-/// The rest of a reply that did not complete: how to recognise its end,
-/// and what is known about the miss (for attribution).
-#[derive(Clone, Copy, Debug)]
-struct Owed {
-    /// Bytes still to come when the length is known (`None`: a terminator
-    /// or predicate, settled by a quiet line instead).
-    bytes: Option<usize>,
-    /// Quiet since: the last byte of it seen, or when the exchange ended.
-    quiet_since: Timestamp,
-    /// The failed exchange's deadline (the quiet period is at most this).
-    deadline: Duration,
-    /// A deadline miss not yet credited to a cause (misses only; a reply
-    /// that failed otherwise is settled but never attributed).
-    missed: Option<Missed>,
-}
-
-/// A deadline miss whose cause is still to be decided.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Missed {
-    /// When the request was handed to the transport.
-    pub(crate) submitted: Timestamp,
-    /// Its deadline.
-    pub(crate) deadline: Duration,
-}
-
-impl Owed {
-    /// `n` bytes of the missing reply arrived, the last at `at`.
-    fn pay(&mut self, n: usize, at: Timestamp) {
-        self.bytes = self.bytes.map(|owed| owed.saturating_sub(n));
-        self.quiet_since = self.quiet_since.max(at);
-    }
-
-    /// `n` bytes were lost at this point of the stream: had they been
-    /// reply bytes, they will never come.
-    fn lost(&mut self, n: u64) {
-        let n = usize::try_from(n).unwrap_or(usize::MAX);
-        self.bytes = self.bytes.map(|owed| owed.saturating_sub(n));
-    }
-
-    /// Whether nothing more is expected at `now`, given a quiet period of `quiet`.
-    fn settled(&self, now: Timestamp, quiet: Duration) -> bool {
-        match self.bytes {
-            Some(owed) => owed == 0,
-            None => now >= self.quiet_since.add(quiet),
-        }
-    }
-}
-
-/// The longest a call settles the rest of a failed reply before it sends,
-/// whatever its deadline: a call with no deadline (`Duration::MAX`) after a
-/// reply the device never sent must still send its request.
-pub(crate) const MAX_SETTLE: Duration = Duration::from_secs(10);
-
-/// The longest quiet line that settling a reply of unknown length waits
-/// for: after a failed reply, a second of silence ends it, whatever the
-/// deadlines (two calls with no deadline would otherwise wait forever).
-pub(crate) const MAX_QUIET: Duration = Duration::from_secs(1);
 
 /// The largest reply buffer a port may have (16 MiB): replies of
 /// request/reply protocols are far smaller, and the buffer is allocated at open.
