@@ -297,3 +297,18 @@ fn opening_usb_here_says_what_to_do() {
     }
     assert_eq!(debug, e.to_string(), "Debug keeps the how-to-fix text");
 }
+
+// Item 14: packet sizes the FTDI framing cannot work with are refused when
+// the chip is made (the USB path's descriptor check has its unit test in
+// src/transport/usb/descriptor.rs).
+#[test]
+fn max_packet_sizes_the_framing_cannot_use_are_refused() {
+    for bad in [0, 1, 2, 7, 513, usize::MAX] {
+        let config = SimConfig::default().with_max_packet_size(bad);
+        match SimChip::new(Frobnicator::new(Duration::ZERO), config) {
+            Err(Error::InvalidConfig(msg)) => assert!(msg.contains("8..="), "{msg}"),
+            Err(e) => panic!("{bad}: {e}"),
+            Ok(_) => panic!("{bad}-byte packets accepted"),
+        }
+    }
+}

@@ -106,6 +106,20 @@ fn call(
     transact(engine, line, b"req", reply, deadline).map(|t| t.bytes().to_vec())
 }
 
+/// An exchange whose request was handed over and taken at 0 ms (nothing
+/// pending, nothing owed before it).
+fn sent_at_0<'e, 'r>(
+    engine: &'e mut Engine,
+    reply: ReplyEnd<'r>,
+    deadline: Duration,
+) -> Exchange<'e, 'r> {
+    let mut x = engine.start(at(0), 1, reply, deadline).unwrap();
+    x.on_timeout(at(0));
+    assert_eq!(x.poll_transmit(at(0)), Some(deadline));
+    x.on_sent(at(0));
+    x
+}
+
 #[test]
 fn the_exchange_says_when_it_next_needs_waking() {
     let mut engine = Engine::new(16);
@@ -163,12 +177,7 @@ fn a_reply_not_complete_by_the_deadline_is_a_miss_at_the_deadline() {
 #[test]
 fn a_reply_complete_but_handed_over_late_is_a_miss_with_nothing_owed() {
     let mut engine = Engine::new(16);
-    let mut x = engine
-        .start(at(0), 1, ReplyEnd::Length(1), 10 * MS)
-        .unwrap();
-    x.on_timeout(at(0));
-    x.poll_transmit(at(0));
-    x.on_sent(at(0));
+    let mut x = sent_at_0(&mut engine, ReplyEnd::Length(1), 10 * MS);
     // Arrived in time, but the application only got it at 12 ms.
     x.on_chunk(at(12), b"x", at(9));
     let e = x.finish().unwrap_err();
@@ -268,12 +277,7 @@ fn duration_max_after_a_failed_call_does_not_overflow() {
 fn no_deadline_after_a_reply_that_never_comes_still_sends() {
     let mut engine = Engine::new(8);
     let mut line = Line::new(at(0));
-    let mut x = engine
-        .start(at(0), 1, ReplyEnd::Length(4), Duration::MAX)
-        .unwrap();
-    x.on_timeout(at(0));
-    x.poll_transmit(at(0));
-    x.on_sent(at(0));
+    let mut x = sent_at_0(&mut engine, ReplyEnd::Length(4), Duration::MAX);
     x.on_error(at(1), Error::Disconnected);
     assert!(x.finish().is_err());
     line.answers(MS, b"y");
@@ -307,12 +311,7 @@ fn the_rest_of_an_overflowing_chunk_is_stale_and_not_owed() {
 #[test]
 fn a_length_reply_that_overflows_owes_only_what_did_not_arrive() {
     let mut engine = Engine::new(4);
-    let mut x = engine
-        .start(at(0), 1, ReplyEnd::Length(4), 10 * MS)
-        .unwrap();
-    x.on_timeout(at(0));
-    x.poll_transmit(at(0));
-    x.on_sent(at(0));
+    let mut x = sent_at_0(&mut engine, ReplyEnd::Length(4), 10 * MS);
     x.on_loss(at(1), 3);
     let e = x.finish().unwrap_err();
     assert!(matches!(e, Error::Overflow { lost_bytes: 3 }), "{e:?}");
@@ -356,12 +355,7 @@ fn a_write_that_takes_the_whole_deadline_is_a_miss() {
 #[test]
 fn a_transport_failure_is_returned_and_its_reply_settled_next_time() {
     let mut engine = Engine::new(8);
-    let mut x = engine
-        .start(at(0), 1, ReplyEnd::Length(2), 10 * MS)
-        .unwrap();
-    x.on_timeout(at(0));
-    x.poll_transmit(at(0));
-    x.on_sent(at(0));
+    let mut x = sent_at_0(&mut engine, ReplyEnd::Length(2), 10 * MS);
     x.on_chunk(at(1), b"a", at(1));
     x.on_error(at(2), Error::Disconnected);
     assert!(matches!(x.finish(), Err(Error::Disconnected)));
