@@ -312,3 +312,41 @@ fn max_packet_sizes_the_framing_cannot_use_are_refused() {
         }
     }
 }
+
+// Item 8, from another program: a tty another process holds an flock on
+// (here util-linux `flock -s`, holding it while its `cat` runs) is busy too.
+#[test]
+fn a_tty_another_program_locks_is_busy() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+
+    let _serial = common::serial();
+    let device = ftdi_rt_lab::PtyDevice::spawn(Frobnicator::new(Duration::ZERO)).unwrap();
+    let Ok(mut holder) = Command::new("flock")
+        .arg("-s")
+        .arg(device.path())
+        .arg("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+    else {
+        panic!("util-linux flock(1) is needed for this test");
+    };
+    // `cat` runs only once the lock is held: its echo says it is.
+    let mut stdin = holder.stdin.take().unwrap();
+    let mut stdout = BufReader::new(holder.stdout.take().unwrap());
+    stdin.write_all(b"locked\n").unwrap();
+    let mut echo = String::new();
+    stdout.read_line(&mut echo).unwrap();
+    assert_eq!(echo, "locked\n");
+    let opened = Port::open_tty(device.path(), &config());
+    drop(stdin);
+    holder.wait().unwrap();
+    match opened {
+        Err(Error::Busy { .. }) => {}
+        Err(e) => panic!("expected Busy, got {e:?}"),
+        Ok(_) => panic!("opened a tty another program holds"),
+    }
+    // Released: it opens.
+    Port::open_tty(device.path(), &config()).unwrap();
+}

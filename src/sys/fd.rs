@@ -55,14 +55,15 @@ pub(crate) fn write(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<usize> {
     .map(|n| n as usize)
 }
 
-/// Whether another open file description holds an exclusive `flock(2)` on
-/// the file `fd` refers to (as serialport's exclusive open takes). Tried
-/// with a shared lock that is released at once; the answer can be stale by
-/// the time it is read, so it only names a failure that follows.
-pub(crate) fn locked_exclusively_elsewhere(fd: BorrowedFd<'_>) -> io::Result<bool> {
+/// Whether another open file description holds an `flock(2)` lock, shared
+/// or exclusive, on the file `fd` refers to: then serialport's exclusive
+/// open (which takes `LOCK_EX`) would fail. Tried with an exclusive lock
+/// that is released at once; the answer can be stale by the time it is
+/// read, so it only names a failure that follows.
+pub(crate) fn flock_held_elsewhere(fd: BorrowedFd<'_>) -> io::Result<bool> {
     let taken = syscall!(
         // SAFETY: flock takes our descriptor and an operation word; it touches no memory.
-        unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) }
+        unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }
     );
     match taken {
         Ok(_) => {

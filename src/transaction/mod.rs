@@ -28,6 +28,7 @@
 //! [`PortConfig::write_timeout`]: crate::PortConfig::write_timeout
 //! [`PortConfig::control_timeout`]: crate::PortConfig::control_timeout
 //! [`Receiver::recv_timeout`]: crate::Receiver::recv_timeout
+//! [`Receiver::set_read_timeout`]: crate::Receiver::set_read_timeout
 //! [`Error::InvalidConfig`]: crate::Error::InvalidConfig
 //! [`Error::InvalidInput`]: crate::Error::InvalidInput
 //! [`Error::TimedOut`]: crate::Error::TimedOut

@@ -156,7 +156,7 @@ pub(crate) fn open(path: &Path, options: &OpenOptions) -> Result<Parts<TtyInboun
     }
     // serialport's exclusive open takes an flock and reports a held one
     // as "no device"; a port of ours (or any flock user) holding it is busy.
-    if sys::fd::locked_exclusively_elsewhere(probe.as_fd()).unwrap_or(false) {
+    if sys::fd::flock_held_elsewhere(probe.as_fd()).unwrap_or(false) {
         return Err(busy());
     }
     let name = path.to_str().ok_or_else(|| {
