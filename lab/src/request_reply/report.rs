@@ -107,13 +107,15 @@ pub(super) fn summary(r: &RunResult, opts: &Options, load: &str) -> String {
     }
     let _ = writeln!(
         out,
-        "  packets        {} ({} status-only), line errors {}, overflows {}, stalls {}, stale bytes {}",
+        "  packets        {} ({} status-only), line errors {}, overflows {}, stalls {}, stale bytes {}, \
+         unsettled replies {}",
         s.packets,
         s.status_only_packets,
         s.line_errors.total(),
         s.overflows,
         s.stalls,
-        s.stale_bytes
+        s.stale_bytes,
+        s.unsettled_replies
     );
     if let Some(chip) = &r.chip_lateness {
         let _ = writeln!(
