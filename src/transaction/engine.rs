@@ -18,10 +18,11 @@
 //! - **Drain**: everything that already arrived is stale (it came before
 //!   the request); what a missed reply still owed is paid from it first.
 //! - **Settle**: the rest of a missed reply is awaited, for at most this
-//!   call's own deadline: the owed bytes when the length is known, else
-//!   until the line has been quiet (the shorter of the two deadlines). What
-//!   does not come in time is given up and counted
-//!   ([`Tally::unsettled`]), not waited for.
+//!   call's own deadline (plus measured stalls, [`MAX_SETTLE`] in all):
+//!   the owed bytes when the length is known, else until the line has been
+//!   quiet (the shorter of the two deadlines, at most [`MAX_QUIET`]). What
+//!   does not come in time is given up and counted ([`Tally::unsettled`]),
+//!   not waited for.
 //! - **Send**: the request goes out; the deadline runs from here.
 //! - **Collect**: bytes go into the reply buffer until [`ReplyEnd`] says the
 //!   reply is complete, the buffer is full, data is lost, or the deadline
@@ -335,8 +336,14 @@ impl<'e> Exchange<'e, '_> {
                     self.engine.owed = None;
                     self.phase = Phase::Drain;
                 } else if now >= bound {
-                    self.abandon_owed(now);
-                    self.phase = Phase::Drain;
+                    // Stalls measured meanwhile move the bound; none: give up.
+                    let bound = self.settle_bound(now);
+                    if now >= bound {
+                        self.abandon_owed(now);
+                        self.phase = Phase::Drain;
+                    } else {
+                        self.phase = Phase::Settle { bound };
+                    }
                 }
             }
             Phase::Collect { .. } => self.check_due(now),
@@ -436,15 +443,31 @@ impl<'e> Exchange<'e, '_> {
             self.phase = Phase::Send;
             return;
         }
-        // At most this call's own deadline from its start (and never
-        // forever: a call with no deadline still sends its request).
-        let bound = self.started.add(self.deadline.min(MAX_SETTLE));
+        let bound = self.settle_bound(now);
         if now >= bound {
             self.abandon_owed(now);
             self.phase = Phase::Send;
         } else {
             self.phase = Phase::Settle { bound };
         }
+    }
+
+    /// Until when settling may wait, as known at `now`: this call's own
+    /// deadline from its start, plus the time a registered stall source
+    /// (the simulated chip, the machine) was measurably stalled since the
+    /// failed request went out (a reply such a stall delays is still the
+    /// old reply, and the deadline is time the device and the machine
+    /// could run); never more than [`MAX_SETTLE`] from the start, so a call
+    /// with no deadline, or a stall without end, still sends its request.
+    fn settle_bound(&self, now: Timestamp) -> Timestamp {
+        let base = self.started.add(self.deadline.min(MAX_SETTLE));
+        let Some(owed) = self.engine.owed else {
+            return base;
+        };
+        let stalled = self.engine.attribution.stalled_within(owed.since, now, now);
+        base.add(stalled)
+            .min(self.started.add(MAX_SETTLE))
+            .max(base)
     }
 
     /// Until when to wait in Settle: the bound, or sooner, when the line
@@ -576,8 +599,13 @@ impl<'e> Exchange<'e, '_> {
             ReplyEnd::Length(n) => Some(n.saturating_sub(consumed)),
             _ => None,
         };
+        let since = match self.phase {
+            Phase::Sending { submitted } | Phase::Collect { submitted, .. } => submitted,
+            _ => now,
+        };
         engine.owed = Some(Owed {
             bytes,
+            since,
             quiet_since: now,
             deadline: self.deadline,
             missed: None,

@@ -32,6 +32,7 @@
 //! [`Error::InvalidConfig`]: crate::Error::InvalidConfig
 //! [`Error::InvalidInput`]: crate::Error::InvalidInput
 //! [`Error::TimedOut`]: crate::Error::TimedOut
+//! [`StallSource`]: crate::StallSource
 
 mod attribution;
 pub(crate) mod engine;
@@ -46,7 +47,8 @@ use self::engine::{Exchange, Next};
 
 /// How a reply ends, and so how the rest of a reply that missed its
 /// deadline (or failed) is told apart from the next one. The next call
-/// settles it before sending, for at most its own deadline:
+/// settles it before sending, for at most its own deadline (plus measured
+/// stalls of a registered stall source, ten seconds at most):
 /// - with [`Length`](ReplyEnd::Length) the bytes still owed are known, and
 ///   exactly that many are discarded as they arrive;
 /// - with a terminator or a predicate the length is unknown: input is

@@ -13,6 +13,9 @@ pub(super) struct Owed {
     /// Bytes still to come when the length is known (`None`: a terminator
     /// or predicate, settled by a quiet line instead).
     pub(super) bytes: Option<usize>,
+    /// When the failed request was handed over: stalls since then extend
+    /// the wait for its rest.
+    pub(super) since: Timestamp,
     /// Quiet since: the last byte of it seen, or when the exchange ended.
     pub(super) quiet_since: Timestamp,
     /// The failed exchange's deadline (the quiet period is at most this).
@@ -55,8 +58,9 @@ impl Owed {
 }
 
 /// The longest a call settles the rest of a failed reply before it sends,
-/// whatever its deadline: a call with no deadline (`Duration::MAX`) after a
-/// reply the device never sent must still send its request.
+/// whatever its deadline and whatever stalls were measured meanwhile: a
+/// call with no deadline (`Duration::MAX`) after a reply the device never
+/// sent must still send its request.
 pub(crate) const MAX_SETTLE: Duration = Duration::from_secs(10);
 
 /// The longest quiet line that settling a reply of unknown length waits

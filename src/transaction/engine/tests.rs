@@ -401,3 +401,36 @@ fn a_late_reply_that_a_stall_explains_is_credited_to_the_stall() {
     );
     assert_eq!(engine.explained_misses(), vec![("fake".to_string(), 1)]);
 }
+
+// A reply a measured stall delayed is still the old reply: settling waits
+// the stall out too (capped by MAX_SETTLE), so it is not taken as the next.
+#[test]
+fn measured_stalls_extend_settling_but_not_past_max_settle() {
+    let mut engine = Engine::new(8);
+    // The device was stalled from 2 to 12 ms.
+    engine.discount_stalls(Arc::new(StalledBetween(at(2), at(12))));
+    let mut line = Line::new(at(0));
+    line.answers(14 * MS, b"x");
+    call(&mut engine, &mut line, ReplyEnd::Length(1), 5 * MS).unwrap_err();
+    assert_eq!(line.now, at(5));
+    // Without the stall settling would end at 10 ms and take the late "x"
+    // (at 14 ms) as the answer; with 10 ms of stall it waits to 20 ms.
+    line.answers(MS, b"y");
+    let reply = call(&mut engine, &mut line, ReplyEnd::Length(1), 5 * MS);
+    assert_eq!(reply.unwrap(), b"y");
+    assert_eq!(line.sent[1].0, at(14), "sent once the late reply was in");
+    assert_eq!(engine.tally().unsettled, 0);
+
+    // A stall without end moves the bound only up to MAX_SETTLE.
+    let mut engine = Engine::new(8);
+    engine.discount_stalls(Arc::new(StalledBetween(at(0), at(u64::MAX / 2_000_000))));
+    let mut line = Line::new(at(0));
+    line.answers(Duration::MAX, b"");
+    call(&mut engine, &mut line, ReplyEnd::Length(1), 5 * MS).unwrap_err();
+    let second_call = line.now;
+    line.answers(MS, b"y");
+    let reply = call(&mut engine, &mut line, ReplyEnd::Length(1), 5 * MS);
+    assert_eq!(reply.unwrap(), b"y");
+    assert_eq!(line.sent[1].0, second_call.add(MAX_SETTLE));
+    assert_eq!(engine.tally().unsettled, 1);
+}
