@@ -32,6 +32,9 @@
 //! arrival times, status-only chunks included: [`Exchange::on_chunk`]
 //! already takes empty payloads and their time) and a breakdown of each miss
 //! (the [`Missed`] record is where it goes).
+//!
+//! [`MAX_SETTLE`]: owed::MAX_SETTLE
+//! [`MAX_QUIET`]: owed::MAX_QUIET
 
 mod owed;
 
@@ -40,8 +43,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+pub(crate) use self::owed::Missed;
 use self::owed::Owed;
-pub(crate) use self::owed::{MAX_QUIET, MAX_SETTLE, Missed};
 use super::ReplyEnd;
 use super::attribution::Attribution;
 use crate::error::{Error, Result};
@@ -406,108 +409,6 @@ impl<'e> Exchange<'e, '_> {
             }),
             Outcome::Failed(Failure::Lost { bytes }) => Err(Error::Overflow { lost_bytes: bytes }),
             Outcome::Failed(Failure::Transport) => Err(self.error.unwrap_or(Error::Disconnected)),
-        }
-    }
-
-    /// Stale input (Drain, Settle): counted, and paid against what a
-    /// missed reply owed; its first byte decides the miss's cause.
-    fn discard(&mut self, now: Timestamp, payload: &[u8], arrived: Timestamp) {
-        if payload.is_empty() {
-            return;
-        }
-        let engine = &mut *self.engine;
-        engine.stale(payload.len());
-        if let Some(owed) = &mut engine.owed {
-            owed.pay(payload.len(), arrived);
-            if let Some(missed) = owed.missed.take() {
-                engine.attribute(missed, arrived, now);
-            }
-        }
-        self.after_payment(now);
-    }
-
-    /// After stale input or a loss: a settled reply ends the wait.
-    fn after_payment(&mut self, now: Timestamp) {
-        if let Phase::Settle { .. } = self.phase
-            && self.owed_settled(now)
-        {
-            self.engine.owed = None;
-            self.phase = Phase::Drain;
-        }
-    }
-
-    /// Nothing more is pending: settle what is owed, or send.
-    fn after_drain(&mut self, now: Timestamp) {
-        if self.owed_settled(now) {
-            self.engine.owed = None;
-            self.phase = Phase::Send;
-            return;
-        }
-        let bound = self.settle_bound(now);
-        if now >= bound {
-            self.abandon_owed(now);
-            self.phase = Phase::Send;
-        } else {
-            self.phase = Phase::Settle { bound };
-        }
-    }
-
-    /// Until when settling may wait, as known at `now`: this call's own
-    /// deadline from its start, plus the time a registered stall source
-    /// (the simulated chip, the machine) was measurably stalled since the
-    /// failed request went out (a reply such a stall delays is still the
-    /// old reply, and the deadline is time the device and the machine
-    /// could run); never more than [`MAX_SETTLE`] from the start, so a call
-    /// with no deadline, or a stall without end, still sends its request.
-    fn settle_bound(&self, now: Timestamp) -> Timestamp {
-        let base = self.started.add(self.deadline.min(MAX_SETTLE));
-        let Some(owed) = self.engine.owed else {
-            return base;
-        };
-        let stalled = self.engine.attribution.stalled_within(owed.since, now, now);
-        base.add(stalled)
-            .min(self.started.add(MAX_SETTLE))
-            .max(base)
-    }
-
-    /// Until when to wait in Settle: the bound, or sooner, when the line
-    /// will have been quiet long enough (unknown length).
-    fn settle_until(&self, bound: Timestamp) -> Timestamp {
-        match self.engine.owed {
-            Some(
-                owed @ Owed {
-                    bytes: None,
-                    quiet_since,
-                    ..
-                },
-            ) => bound.min(quiet_since.add(self.quiet(&owed))),
-            _ => bound,
-        }
-    }
-
-    /// How long the line must be quiet for a reply of unknown length to
-    /// count as over: the shorter of the two calls' deadlines, at most
-    /// [`MAX_QUIET`].
-    fn quiet(&self, owed: &Owed) -> Duration {
-        owed.deadline.min(self.deadline).min(MAX_QUIET)
-    }
-
-    fn owed_settled(&self, now: Timestamp) -> bool {
-        self.engine
-            .owed
-            .is_none_or(|owed| owed.settled(now, self.quiet(&owed)))
-    }
-
-    /// The rest of the missed reply did not come within this call's bound:
-    /// counted, and no longer expected. A miss still unexplained is judged
-    /// with what is known: its reply was not complete by `now`.
-    fn abandon_owed(&mut self, now: Timestamp) {
-        let engine = &mut *self.engine;
-        if let Some(owed) = engine.owed.take() {
-            engine.tally.unsettled = engine.tally.unsettled.saturating_add(1);
-            if let Some(missed) = owed.missed {
-                engine.attribute(missed, now, now);
-            }
         }
     }
 

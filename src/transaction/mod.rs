@@ -17,8 +17,9 @@
 //! Which cause a miss has is decided in [`attribution`].
 //!
 //! The timeout model below is written once, in `timeouts.md` next to this
-//! file, and shown both here and in the crate docs; the constants it names
-//! are [`engine::MAX_SETTLE`] and [`engine::MAX_QUIET`].
+//! file, and shown both here and in the crate docs; the limits it names
+//! (ten seconds, one second) are `MAX_SETTLE` and `MAX_QUIET` in
+//! `engine/owed.rs`.
 //!
 #![doc = include_str!("timeouts.md")]
 //!

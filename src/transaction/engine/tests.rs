@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 
+use super::owed::{MAX_QUIET, MAX_SETTLE};
 use super::*;
 use crate::transaction::{Io, Received, transact};
 
