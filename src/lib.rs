@@ -87,6 +87,8 @@
 //! channel, else port path and channel); [`list`] warns on each adapter whose
 //! serial number is blank or shared ([`DeviceInfo::identity_warning`]).
 //!
+#![doc = include_str!("transaction/timeouts.md")]
+//!
 //! ## Linux permissions
 //! Opening a USB device needs write access to `/dev/bus/usb/BBB/DDD`: install
 //! `udev/60-ftdi-rt.rules` (see the README). ftdi-rt detaches `ftdi_sio` from
@@ -130,9 +132,15 @@ mod transport;
 #[cfg(feature = "usbip")]
 pub mod usbip;
 
+/// README.md, whose Rust code blocks run as doctests of the crate, so the
+/// README's library example always compiles against the API it shows.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use builder::{PortBuilder, new};
 pub use channel::{CHUNK_CAPACITY, Chunk, Receiver};
-pub use error::{Error, Result, TransferError};
+pub use error::{Error, ErrorKind, Result, TransferError};
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use port::AsyncPort;

@@ -6,13 +6,16 @@
 //! ([`Error::Overflow`], [`Error::Disconnected`], [`Error::TimedOut`],
 //! [`Error::DeadlineMissed`]) carry no heap data, so returning them never allocates.
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod kind;
 mod realtime;
 mod transfer;
 
+pub use self::kind::ErrorKind;
 pub use self::realtime::RealtimeError;
 pub(crate) use self::transfer::Operation;
 pub use self::transfer::TransferError;
@@ -22,7 +25,18 @@ use crate::proto::{BaudError, ControlRequest, LatencyTimerError};
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in ftdi-rt.
-#[derive(Debug, thiserror::Error)]
+///
+/// `{:?}` prints the same message as `{}` (what went wrong and how to fix
+/// it), so `fn main() -> Result<(), ftdi_rt::Error>` shows the fix too;
+/// match on the variant for the details.
+///
+/// [`kind`](Error::kind) gives its class ([`ErrorKind`]) and
+/// [`os_error`](Error::os_error) the `errno` behind it, if any. An `Error`
+/// turned into an [`io::Error`] (by the `io::Read`/`io::Write`
+/// implementations) has the kind's [`io::ErrorKind`] and comes back as
+/// itself through `From<io::Error>`, so `?` across the two keeps the
+/// variant (`Disconnected` stays `Disconnected`).
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The device is gone (unplugged, reset, or a fatal transfer error) or the
@@ -137,10 +151,11 @@ pub enum Error {
         device: String,
     },
 
-    /// Another process (or driver) holds the interface.
+    /// Another process (or driver, or port of this one) holds the
+    /// interface or the tty.
     #[error(
-        "{device} is busy: another process has claimed the interface. Close the other \
-         program (check `fuser -v /dev/bus/usb/*/*` and `lsof /dev/ttyUSB*`)"
+        "{device} is busy: another program (or another port in this one) holds it. Close \
+         the other program (find it with `fuser -v /dev/bus/usb/*/*` or `lsof /dev/ttyUSB*`)"
     )]
     Busy {
         /// The device, in words.
@@ -195,13 +210,33 @@ pub enum Error {
         capacity: usize,
     },
 
-    /// A configuration value is invalid.
+    /// A configuration value is invalid; the message names the allowed range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
 
+    /// An argument no call could satisfy (an empty request, a zero
+    /// deadline, a reply length the reply buffer cannot hold); refused
+    /// before anything was sent or counted. The message says what to use.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
     /// An operating-system error.
     #[error(transparent)]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl fmt::Debug for Error {
+    /// The message, as `Display` gives it (the how-to-fix text included),
+    /// then the chain of sources.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            write!(f, "\n  caused by: {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
 }
 
 fn describe_found(found: &[String]) -> String {
@@ -209,28 +244,6 @@ fn describe_found(found: &[String]) -> String {
         "nothing (is the adapter plugged in? check `lsusb -d 0403:`)".into()
     } else {
         found.join("; ")
-    }
-}
-
-impl From<Error> for io::Error {
-    fn from(e: Error) -> io::Error {
-        let kind = match &e {
-            Error::Disconnected => io::ErrorKind::NotConnected,
-            Error::TimedOut { .. } | Error::DeadlineMissed { .. } => io::ErrorKind::TimedOut,
-            Error::PermissionDenied { .. } => io::ErrorKind::PermissionDenied,
-            Error::NotFound { .. } => io::ErrorKind::NotFound,
-            Error::Busy { .. } => io::ErrorKind::ResourceBusy,
-            Error::Unsupported { .. } => io::ErrorKind::Unsupported,
-            Error::Baud(_) | Error::LatencyTimer(_) | Error::InvalidConfig(_) => {
-                io::ErrorKind::InvalidInput
-            }
-            Error::Io(inner) => inner.kind(),
-            _ => io::ErrorKind::Other,
-        };
-        match e {
-            Error::Io(inner) => inner,
-            other => io::Error::new(kind, other),
-        }
     }
 }
 

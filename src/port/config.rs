@@ -1,11 +1,13 @@
 //! How a port is opened: line settings, reader thread, buffers, timeouts.
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::proto::{FlowControl, Interface, LineProperties};
 use crate::reader::Reader;
 use crate::realtime::{RealtimeConfig, RealtimePolicy};
+use crate::transaction::engine::MAX_REPLY_CAPACITY;
 use crate::transport::OpenOptions;
 use crate::transport::usb::UsbId;
 
@@ -39,16 +41,18 @@ pub struct PortConfig {
     /// Bulk-IN transfers kept in flight, each one max packet (default 4).
     pub transfers_in_flight: usize,
     /// Chunks the channel holds before the reader drops data (default 1024,
-    /// about one second of packets at a 1 ms latency timer).
+    /// about one second of packets at a 1 ms latency timer; 2..=65536).
     pub channel_capacity: usize,
-    /// Largest reply a transaction collects (default 4096 bytes).
+    /// Largest reply a transaction collects (default 4096 bytes; 1 byte to 16 MiB).
     pub reply_capacity: usize,
     /// How the port's own reader thread runs (default SCHED_FIFO 80 on the
     /// last CPU, its hot path's memory locked, required).
     pub reader_realtime: RealtimeConfig,
-    /// Timeout of a write (default 1 s).
+    /// Timeout of a write (default 1 s; more than zero, `Duration::MAX`
+    /// for none).
     pub write_timeout: Duration,
-    /// Timeout of a control request (default 1 s; the kernel uses 1–5 s).
+    /// Timeout of a control request (default 1 s; the kernel uses 1–5 s;
+    /// more than zero, `Duration::MAX` for none).
     pub control_timeout: Duration,
     /// USB vendor/product IDs to accept besides FTDI's 0x0403 (adapters
     /// with a custom ID in their EEPROM). Empty by default.
@@ -129,12 +133,12 @@ impl PortConfig {
         self.transfers_in_flight = n;
         self
     }
-    /// Sets the channel capacity in chunks.
+    /// Sets the channel capacity in chunks (2..=65536).
     pub fn with_channel_capacity(mut self, chunks: usize) -> Self {
         self.channel_capacity = chunks;
         self
     }
-    /// Sets the transaction reply buffer size.
+    /// Sets the transaction reply buffer size (1 byte to 16 MiB).
     pub fn with_reply_capacity(mut self, bytes: usize) -> Self {
         self.reply_capacity = bytes;
         self
@@ -185,33 +189,49 @@ impl PortConfig {
         }
     }
 
-    /// Checks the values that have no natural type-level bound.
+    /// Checks the values that have no natural type-level bound, before
+    /// anything is allocated: each error names the allowed range.
     pub(crate) fn validate(&self) -> Result<()> {
         let bad = |what: String| Err(Error::InvalidConfig(what));
         if self.latency_timer_ms == 0 {
             return bad("latency timer must be 1..=255 ms, got 0".into());
         }
-        if !(1..=32).contains(&self.transfers_in_flight) {
+        if !TRANSFERS_IN_FLIGHT.contains(&self.transfers_in_flight) {
             return bad(format!(
-                "transfers in flight must be 1..=32, got {}",
+                "transfers in flight must be {}..={}, got {}",
+                TRANSFERS_IN_FLIGHT.start(),
+                TRANSFERS_IN_FLIGHT.end(),
                 self.transfers_in_flight
             ));
         }
-        if self.channel_capacity < 2 {
+        if !CHANNEL_CAPACITY.contains(&self.channel_capacity) {
             return bad(format!(
-                "channel capacity must be at least 2 chunks, got {}",
+                "channel capacity must be {}..={} chunks, got {}",
+                CHANNEL_CAPACITY.start(),
+                CHANNEL_CAPACITY.end(),
                 self.channel_capacity
             ));
         }
-        if self.reply_capacity == 0 {
-            return bad("reply capacity must be at least 1 byte".into());
+        if !(1..=MAX_REPLY_CAPACITY).contains(&self.reply_capacity) {
+            return bad(format!(
+                "reply capacity must be 1..={MAX_REPLY_CAPACITY} bytes, got {}",
+                self.reply_capacity
+            ));
         }
         if self.write_timeout.is_zero() || self.control_timeout.is_zero() {
-            return bad("timeouts must be longer than zero".into());
+            return bad("timeouts must be longer than zero (Duration::MAX for none)".into());
         }
         Ok(())
     }
 }
+
+/// Bulk-IN transfers a port may keep in flight.
+const TRANSFERS_IN_FLIGHT: RangeInclusive<usize> = 1..=32;
+
+/// Chunks a channel may hold: at least two (one being read, one being
+/// filled), at most 65536 (about 35 MiB of ring, a minute of packets at a
+/// 1 ms latency timer; the reader locks the ring's pages).
+const CHANNEL_CAPACITY: RangeInclusive<usize> = 2..=65_536;
 
 #[cfg(test)]
 mod tests {

@@ -21,6 +21,7 @@ mod open;
 mod serial_port;
 pub(crate) mod serial_types;
 mod settings;
+mod transact;
 mod writer;
 
 use std::sync::Arc;
@@ -36,9 +37,8 @@ use crate::channel::{Chunk, Receiver, Shared};
 use crate::error::Result;
 use crate::reader::PortReader;
 use crate::realtime::RealtimeStatus;
-use crate::stall::StallSource;
 use crate::stats::{LatencySummary, LineErrorCounts, Statistics};
-use crate::transaction::{ReplyEnd, Transaction, Transactions};
+use crate::transaction::Engine;
 
 /// An open serial port with a realtime reader behind it.
 ///
@@ -60,7 +60,7 @@ pub struct Port {
     reader: PortReader,
     receiver: Receiver,
     writer: Arc<Writer>,
-    transactions: Transactions,
+    transactions: Engine,
     channel: Arc<Shared>,
     realtime: RealtimeStatus,
 }
@@ -83,37 +83,6 @@ impl Port {
         self.receiver.try_recv()
     }
 
-    /// Sends `request` and collects the reply until `reply` says it is
-    /// complete, within `deadline` of handing the request over. Input that
-    /// arrived before the request is discarded first, and so is the rest of
-    /// a reply that missed its deadline (see [`ReplyEnd`] for how a reply
-    /// ends and what can be told from a late one).
-    ///
-    /// Allocates nothing; the reply borrows the port's reply buffer until the
-    /// next call.
-    ///
-    /// # Errors
-    /// [`Error::DeadlineMissed`](crate::Error::DeadlineMissed) if the
-    /// complete reply was not in hand by the deadline;
-    /// [`Error::ReplyTooLong`](crate::Error::ReplyTooLong);
-    /// [`Error::Overflow`](crate::Error::Overflow) if data was lost during
-    /// the reply; [`Error::Disconnected`](crate::Error::Disconnected); write errors.
-    pub fn transact(
-        &mut self,
-        request: &[u8],
-        reply: ReplyEnd<'_>,
-        deadline: Duration,
-    ) -> Result<Transaction<'_>> {
-        let writer = &self.writer;
-        self.transactions.transact(
-            &mut self.receiver,
-            |request, within| writer.write_all_within(request, within),
-            request,
-            reply,
-            deadline,
-        )
-    }
-
     /// The receiving half.
     pub fn receiver(&mut self) -> &mut Receiver {
         &mut self.receiver
@@ -127,16 +96,6 @@ impl Port {
     /// Both halves at once: receive on one thread while others write.
     pub fn split(&mut self) -> (&mut Receiver, &Writer) {
         (&mut self.receiver, &self.writer)
-    }
-
-    /// Consults `source` whenever a transaction misses its deadline: a miss
-    /// its stalls alone explain (the reply would have been in time without
-    /// them) is counted under its name in [`Statistics::explained_misses`]
-    /// instead of the host path's. A port on the simulated chip consults
-    /// the chip's own stalls already; the lab's machine-noise probe is the
-    /// other source the project ships.
-    pub fn discount_stalls(&mut self, source: Arc<dyn StallSource>) {
-        self.transactions.discount_stalls(source);
     }
 
     /// How the reader thread runs (guaranteed realtime or best effort).
@@ -156,9 +115,10 @@ impl Port {
     pub fn stats(&self) -> Statistics {
         let c = self.writer.counters();
         let tx = &self.transactions;
+        let tally = tx.tally();
         Statistics {
-            transactions: tx.count(),
-            deadline_misses: tx.misses(),
+            transactions: tally.transactions,
+            deadline_misses: tally.misses,
             explained_misses: tx.explained_misses(),
             transaction_latency: LatencySummary::from_histogram(tx.latency()),
             delivery_latency: self.receiver.delivery_latency(),
@@ -178,7 +138,8 @@ impl Port {
             overflows: self.channel.overflow_chunks.get(),
             overflow_bytes: self.channel.overflow_bytes.get(),
             stalls: c.stalls.get(),
-            stale_bytes: tx.stale_bytes(),
+            stale_bytes: tally.stale_bytes,
+            unsettled_replies: tally.unsettled,
             realtime: self.realtime.clone(),
             reader_page_faults: self.reader.page_faults(),
             transport: self.writer.transport_info(),

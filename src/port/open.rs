@@ -11,7 +11,7 @@ use crate::channel;
 use crate::error::Result;
 use crate::reader::{self, Pipeline, PortReader};
 use crate::stats::Counters;
-use crate::transaction::Transactions;
+use crate::transaction::Engine;
 use crate::transport::usb::Selector;
 use crate::transport::{self, Inbound, Parts};
 
@@ -123,7 +123,7 @@ impl Port {
             reader,
             receiver,
             writer: Arc::new(writer),
-            transactions: Transactions::new(config.reply_capacity),
+            transactions: Engine::new(config.reply_capacity),
             channel: shared,
             realtime,
         })

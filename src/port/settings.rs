@@ -78,7 +78,10 @@ impl Port {
     /// Sets the FTDI latency timer (1..=255 ms). See [`Writer::set_latency_timer`].
     ///
     /// # Errors
-    /// [`Error::LatencyTimer`](crate::Error::LatencyTimer) for 0, or the device's refusal.
+    /// [`Error::LatencyTimer`](crate::Error::LatencyTimer) for 0,
+    /// [`Error::Unsupported`](crate::Error::Unsupported) where it has no
+    /// effect (a pty, a tty the timer cannot be written on), or the
+    /// device's refusal.
     pub fn set_latency_timer(&self, ms: u8) -> Result<()> {
         self.writer.set_latency_timer(ms)
     }

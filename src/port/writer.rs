@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::PortConfig;
 use crate::error::{Error, Result};
 use crate::lock::lock;
-use crate::proto::{FlowControl, LineProperties, LineStatus, ModemStatus};
+use crate::proto::{FlowControl, LatencyTimerError, LineProperties, LineStatus, ModemStatus};
 use crate::stats::{Counters, TransportInfo};
 use crate::time::{Deadline, Timestamp};
 use crate::transport::{Applied, Outbound, Setting};
@@ -206,15 +206,36 @@ impl Writer {
     }
 
     /// Sets the FTDI latency timer (1..=255 ms). On a kernel tty this writes
-    /// the ftdi_sio sysfs attribute where permitted.
+    /// the ftdi_sio sysfs attribute where permitted (and sets
+    /// `ASYNC_LOW_LATENCY` for 1 ms).
     ///
     /// # Errors
-    /// [`Error::LatencyTimer`] for 0, or the device's refusal.
+    /// [`Error::LatencyTimer`] for 0; [`Error::Unsupported`] where the
+    /// setting has no effect (a pty, a tty of another driver, a sysfs
+    /// attribute the user may not write: the reason says which); or the
+    /// device's refusal.
     pub fn set_latency_timer(&self, ms: u8) -> Result<()> {
-        if let Applied::Done = self.apply(Setting::LatencyTimer(ms))? {
+        match self.apply_latency_timer(ms)? {
+            Applied::Skipped(reason) => Err(Error::Unsupported {
+                setting: format!("latency timer {ms} ms"),
+                transport: self.info_mut().description.clone(),
+                reason,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies the latency timer; a transport without one says so in a
+    /// note (opening goes on: the statistics show it).
+    fn apply_latency_timer(&self, ms: u8) -> Result<Applied> {
+        if ms == 0 {
+            return Err(Error::LatencyTimer(LatencyTimerError));
+        }
+        let applied = self.apply(Setting::LatencyTimer(ms))?;
+        if let Applied::Done = applied {
             self.counters.latency_timer_ms.store(ms, Ordering::Relaxed);
         }
-        Ok(())
+        Ok(applied)
     }
 
     /// Sets (or with `None` disables) the event character.
@@ -298,7 +319,7 @@ impl Writer {
             dtr: Some(config.dtr),
             rts: Some(config.rts),
         })?;
-        self.set_latency_timer(config.latency_timer_ms)?;
+        self.apply_latency_timer(config.latency_timer_ms)?;
         // Explicitly off unless asked: a chip's error character survives RESET.
         self.set_event_char(config.event_char)?;
         self.set_error_char(config.error_char)?;

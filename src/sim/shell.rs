@@ -9,6 +9,7 @@
 //! how late each event was handled goes to the lateness histogram, and
 //! stretches of it to the stall log that miss attribution consults.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -20,7 +21,7 @@ use super::bus::{Bus, Command};
 use super::engine::ChannelEngine;
 use super::transfer::InPacket;
 use crate::stats::{new_latency_histogram, record};
-use crate::time::Timestamp;
+use crate::time::{Deadline, Timestamp};
 
 /// How often the chip publishes its lateness histogram.
 const PUBLISH_EVERY: Duration = Duration::from_millis(50);
@@ -36,8 +37,9 @@ pub(crate) struct ChipWiring {
 pub(crate) struct ChipThread {
     engine: ChannelEngine,
     wiring: ChipWiring,
-    /// A command taken while checking for input before sleeping.
-    stashed: Option<Command>,
+    /// Commands taken but not yet handled: one taken while checking for
+    /// input before sleeping, or those that came during a stall.
+    stashed: VecDeque<Command>,
     /// Bytes the shell put into the engine's TX FIFO that the engine has not
     /// yet taken, as of the last sync: any shortfall was taken since.
     tx_in_engine: usize,
@@ -51,7 +53,7 @@ impl ChipThread {
             last_publish: engine.now(),
             engine,
             wiring,
-            stashed: None,
+            stashed: VecDeque::new(),
             tx_in_engine: 0,
             lateness: new_latency_histogram(),
         }
@@ -134,7 +136,7 @@ impl ChipThread {
         self.feed_tx(now);
         while let Some(command) = self
             .stashed
-            .take()
+            .pop_front()
             .or_else(|| self.wiring.commands.try_recv().ok())
         {
             // Bytes written before the command was sent reach the chip first.
@@ -150,19 +152,44 @@ impl ChipThread {
                 Command::InjectLineError(errors) => self.engine.inject_line_error(errors),
                 Command::SetModemLines(lines) => self.engine.set_modem_lines(now, lines),
                 Command::UnplugAt(t) => self.engine.unplug_at(t),
-                // The chip's thread stops as a preempted vCPU would.
-                Command::Stall(d) => std::thread::sleep(d),
+                Command::Stall(d) => {
+                    if !self.stall(d) {
+                        return false;
+                    }
+                }
                 Command::Shutdown => return false,
             }
         }
         true
     }
 
-    fn host_input_pending(&mut self) -> bool {
-        if self.stashed.is_none() {
-            self.stashed = self.wiring.commands.try_recv().ok();
+    /// Stops the chip's thread for `duration`, as a preempted vCPU would:
+    /// commands that come meanwhile wait for it (in order), except a
+    /// shutdown, which ends the stall and the thread at once (dropping a
+    /// port must not wait out `stall_for(Duration::MAX)`). False on shutdown.
+    fn stall(&mut self, duration: Duration) -> bool {
+        let until = Deadline::from_now(duration);
+        loop {
+            let left = until.remaining(Timestamp::now());
+            if left.is_zero() {
+                return true;
+            }
+            // recv_timeout copes with a `left` past the end of Instant.
+            match self.wiring.commands.recv_timeout(left) {
+                Ok(Command::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => return false,
+                Ok(other) => self.stashed.push_back(other),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
         }
-        self.stashed.is_some()
+    }
+
+    fn host_input_pending(&mut self) -> bool {
+        if self.stashed.is_empty()
+            && let Ok(command) = self.wiring.commands.try_recv()
+        {
+            self.stashed.push_back(command);
+        }
+        !self.stashed.is_empty()
             || self.wiring.bus.credits.load(Ordering::Acquire) > 0
             || !self.wiring.out_ring.is_empty()
     }

@@ -167,8 +167,16 @@ pub struct Statistics {
     pub overflow_bytes: u64,
     /// Gaps of more than three latency periods without any packet.
     pub stalls: u64,
-    /// Bytes discarded as stale before transactions (late replies, noise).
+    /// Bytes transactions discarded: input that arrived before a request
+    /// (noise, late replies), bytes after a reply's end, and the bytes of
+    /// replies that missed their deadline or failed.
     pub stale_bytes: u64,
+    /// Replies that missed their deadline (or failed) whose rest the next
+    /// transaction gave up waiting for: the owed bytes, or a quiet line,
+    /// did not come within that transaction's own deadline, so it sent its
+    /// request anyway. Bytes of such a reply arriving later cannot be told
+    /// from the new reply (see [`ReplyEnd`](crate::ReplyEnd)).
+    pub unsettled_replies: u64,
     /// How the reader thread runs: guaranteed realtime or best effort, and
     /// what memory it locked.
     pub realtime: RealtimeStatus,
@@ -243,8 +251,17 @@ impl fmt::Display for Statistics {
             write!(f, ", {n} {source} stalls")?;
         }
         writeln!(f, ")")?;
-        writeln!(f, "  latency        {}", self.transaction_latency)?;
-        writeln!(f, "delivery         {}", self.delivery_latency)?;
+        // Percentiles of nothing would print as zeros and read as a perfect run.
+        if self.transaction_latency.count == 0 {
+            writeln!(f, "  latency        no completed transactions")?;
+        } else {
+            writeln!(f, "  latency        {}", self.transaction_latency)?;
+        }
+        if self.delivery_latency.count == 0 {
+            writeln!(f, "delivery         nothing received")?;
+        } else {
+            writeln!(f, "delivery         {}", self.delivery_latency)?;
+        }
         writeln!(
             f,
             "packets          {} ({} status-only, {} malformed), {} bytes in, {} out",
@@ -265,8 +282,12 @@ impl fmt::Display for Statistics {
         )?;
         writeln!(
             f,
-            "overflows        {} ({} bytes), stalls {}, stale bytes {}",
-            self.overflows, self.overflow_bytes, self.stalls, self.stale_bytes
+            "overflows        {} ({} bytes), stalls {}, stale bytes {}, unsettled replies {}",
+            self.overflows,
+            self.overflow_bytes,
+            self.stalls,
+            self.stale_bytes,
+            self.unsettled_replies
         )?;
         if let Some(why) = &self.disconnect {
             writeln!(f, "disconnected     {why}")?;

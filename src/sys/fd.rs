@@ -54,3 +54,26 @@ pub(crate) fn write(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<usize> {
     )
     .map(|n| n as usize)
 }
+
+/// Whether another open file description holds an `flock(2)` lock, shared
+/// or exclusive, on the file `fd` refers to: then serialport's exclusive
+/// open (which takes `LOCK_EX`) would fail. Tried with an exclusive lock
+/// that is released at once; the answer can be stale by the time it is
+/// read, so it only names a failure that follows.
+pub(crate) fn flock_held_elsewhere(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let taken = syscall!(
+        // SAFETY: flock takes our descriptor and an operation word; it touches no memory.
+        unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }
+    );
+    match taken {
+        Ok(_) => {
+            syscall!(
+                // SAFETY: as above; releases the lock this descriptor just took.
+                unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_UN) }
+            )?;
+            Ok(false)
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(true),
+        Err(e) => Err(e),
+    }
+}

@@ -1,52 +1,74 @@
 //! Request/reply transactions timed against a deadline.
 //!
-//! [`Port::transact`](crate::Port::transact) drives a [`Transactions`], the
-//! port's transaction state, with the port's receiver and writer. It discards stale input, writes the request, collects the
-//! reply until [`ReplyEnd`] says it is complete, and measures the latency
-//! from the moment the request was handed to the transport to the moment the
-//! complete reply is in the application's hands. A reply that is not complete
-//! by the deadline is a [`Error::DeadlineMissed`], counted, never silent.
+//! The logic is a sans-IO state machine, [`engine`]: it takes the time and
+//! what arrived as arguments and says what to do next, so it is tested on a
+//! virtual clock. [`Port::transact`](crate::Port::transact) is the thin
+//! shell, [`transact`] here: it drives one [`engine::Exchange`] with the
+//! port's receiver and writer (through [`Io`]) on `CLOCK_MONOTONIC`.
 //!
-//! Late bytes of a missed reply must not be taken as the next reply. Input
-//! that arrived before a request is discarded before it is sent. After a
-//! miss, the next transaction first settles the missed reply:
-//! - with [`ReplyEnd::Length`] the missing byte count is known: exactly that
-//!   many bytes are discarded when they arrive, waiting up to ten deadlines
-//!   for them, plus any time a registered stall source (the simulated chip,
-//!   the machine) was measurably stalled meanwhile (a device that never
-//!   answers costs one such wait);
-//! - with a terminator or predicate the length is unknown: input is
-//!   discarded until the line has been quiet for one deadline (at most ten).
-//!
-//! A reply later than that cannot be told from a fresh answer
-//! without protocol framing; use [`ReplyEnd::Until`] with a check of your
-//! protocol's sequence field for that.
+//! An exchange discards stale input, writes the request, collects the reply
+//! until [`ReplyEnd`] says it is complete, and measures the latency from
+//! the moment the request was handed to the transport to the moment the
+//! complete reply is in the application's hands. A reply that is not
+//! complete by the deadline is a [`Error::DeadlineMissed`], counted, never
+//! silent. The rest of a reply that missed (or failed) is settled by the
+//! next call, within that call's own deadline.
 //!
 //! Which cause a miss has is decided in [`attribution`].
+//!
+//! The timeout model below is written once, in `timeouts.md` next to this
+//! file, and shown both here and in the crate docs; the limits it names
+//! (ten seconds, one second) are `MAX_SETTLE` and `MAX_QUIET` in
+//! `engine/owed.rs`.
+//!
+#![doc = include_str!("timeouts.md")]
+//!
+//! [`Port::transact`]: crate::Port::transact
+//! [`Statistics::deadline_misses`]: crate::Statistics::deadline_misses
+//! [`Statistics::unsettled_replies`]: crate::Statistics::unsettled_replies
+//! [`PortConfig::write_timeout`]: crate::PortConfig::write_timeout
+//! [`PortConfig::control_timeout`]: crate::PortConfig::control_timeout
+//! [`Receiver::recv_timeout`]: crate::Receiver::recv_timeout
+//! [`Receiver::set_read_timeout`]: crate::Receiver::set_read_timeout
+//! [`Error::InvalidConfig`]: crate::Error::InvalidConfig
+//! [`Error::InvalidInput`]: crate::Error::InvalidInput
+//! [`Error::TimedOut`]: crate::Error::TimedOut
+//! [`StallSource`]: crate::StallSource
 
 mod attribution;
+pub(crate) mod engine;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
-
-use self::attribution::Attribution;
-use crate::channel::Receiver;
 use crate::error::{Error, Result};
-use crate::stall::StallSource;
-use crate::stats::{new_latency_histogram, record};
-use crate::time::{Deadline, Timestamp};
+use crate::time::Timestamp;
+
+pub(crate) use self::engine::Engine;
+use self::engine::{Exchange, Next};
 
 /// How a reply ends, and so how the rest of a reply that missed its
-/// deadline is told apart from the next one: with [`Length`](ReplyEnd::Length)
-/// the bytes still owed are known and exactly that many are discarded when
-/// they arrive (waiting up to ten deadlines, plus any measured stall of a
-/// registered stall source); with a terminator or a predicate, input is
-/// discarded until the line has been quiet for one deadline (at most ten).
-/// A reply later than that cannot be told from a fresh answer without
-/// protocol framing: use [`Until`](ReplyEnd::Until) with a check of your
-/// protocol's sequence field for that.
+/// deadline (or failed) is told apart from the next one. The next call
+/// settles it before sending, for at most its own deadline (plus measured
+/// stalls of a registered stall source, ten seconds at most):
+/// - with [`Length`](ReplyEnd::Length) the bytes still owed are known, and
+///   exactly that many are discarded as they arrive;
+/// - with a terminator or a predicate the length is unknown: input is
+///   discarded until the line has been quiet for the shorter of the two
+///   calls' deadlines (at most one second).
+///
+/// (The crate docs' [timeout model](crate#timeouts-and-deadlines) has the
+/// whole rule, and how long settling can take.)
+///
+/// What has not come by then is given up, counted in
+/// [`Statistics::unsettled_replies`](crate::Statistics::unsettled_replies),
+/// and the new request goes out: a reply later than its own deadline plus
+/// the next call's cannot be told from a fresh answer without protocol
+/// framing (use [`Until`](ReplyEnd::Until) with a check of your protocol's
+/// sequence field for that).
+///
+/// A [`Length`](ReplyEnd::Length) of 0, or longer than
+/// [`PortConfig::reply_capacity`](crate::PortConfig::reply_capacity), is
+/// refused as [`Error::InvalidInput`] before anything is sent.
 #[derive(Clone, Copy)]
 pub enum ReplyEnd<'a> {
     /// Exactly this many bytes.
@@ -68,7 +90,7 @@ impl std::fmt::Debug for ReplyEnd<'_> {
 }
 
 impl ReplyEnd<'_> {
-    fn complete(&self, reply: &[u8]) -> bool {
+    pub(crate) fn complete(&self, reply: &[u8]) -> bool {
         match *self {
             ReplyEnd::Length(n) => reply.len() >= n,
             ReplyEnd::Terminator(t) => reply.last() == Some(&t),
@@ -104,231 +126,71 @@ impl Transaction<'_> {
     }
 }
 
-/// Transaction state of a port (application side only): counts, the
-/// latency histogram, the reply buffer, what a missed reply still owes,
-/// and the stall sources that may explain a miss.
+/// The I/O an exchange needs: a clock, the received chunks, a way to write
+/// the request. The port's receiver and writer are one (in `crate::port`,
+/// which this module does not know); the engine's tests have one on a
+/// virtual clock.
+pub(crate) trait Io {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+
+    /// The next chunk, a loss notice, or nothing by `until` (at `now`; an
+    /// `until` not after `now` means: only what is already there).
+    fn receive(&mut self, until: Timestamp, now: Timestamp) -> Received<'_>;
+
+    /// Writes all of `request` within `budget`.
+    fn send(&mut self, request: &[u8], budget: Duration) -> Result<()>;
+}
+
+/// What [`Io::receive`] found.
 #[derive(Debug)]
-pub(crate) struct Transactions {
-    count: u64,
-    misses: u64,
-    attribution: Attribution,
-    stale_bytes: u64,
-    /// Latencies of completed replies (a missed reply that never came has
-    /// no latency; it is counted in `misses`).
-    latency: Histogram<u64>,
-    buf: Vec<u8>,
-    /// The last transaction missed: settle its reply before the next request.
-    resync: Option<Settle>,
+pub(crate) enum Received<'a> {
+    /// A chunk: its payload, the time the reader saw it arrive, and the
+    /// time it was handed over (in the application's hands).
+    Chunk(&'a [u8], Timestamp, Timestamp),
+    /// This many bytes were lost at this point of the stream.
+    Lost(u64),
+    /// Nothing by the time asked.
+    Nothing,
+    /// The stream is over (or receiving failed).
+    Failed(Error),
 }
 
-/// What is still owed by a reply that missed its deadline.
-#[derive(Clone, Copy, Debug)]
-struct Settle {
-    /// Bytes still to come, when the reply length is known.
-    owed: Option<usize>,
+/// One transaction: see [`Port::transact`](crate::Port::transact). The
+/// shell of the [`engine`]: it only moves time, chunks and the request
+/// between `io` and the exchange.
+pub(crate) fn transact<'e>(
+    engine: &'e mut Engine,
+    io: &mut impl Io,
+    request: &[u8],
+    reply: ReplyEnd<'_>,
     deadline: Duration,
-    /// When the missed request was submitted.
-    submitted: Timestamp,
+) -> Result<Transaction<'e>> {
+    let mut exchange = engine.start(io.now(), request.len(), reply, deadline)?;
+    loop {
+        match exchange.next() {
+            Next::Done => return exchange.finish(),
+            Next::Send => {
+                let Some(budget) = exchange.poll_transmit(io.now()) else {
+                    return exchange.finish();
+                };
+                match io.send(request, budget) {
+                    Ok(()) => exchange.on_sent(io.now()),
+                    Err(e) => exchange.on_error(io.now(), e),
+                }
+            }
+            Next::Receive { until } => receive(&mut exchange, io, until),
+        }
+    }
 }
 
-impl Transactions {
-    pub(crate) fn new(reply_capacity: usize) -> Transactions {
-        Transactions {
-            count: 0,
-            misses: 0,
-            attribution: Attribution::default(),
-            stale_bytes: 0,
-            latency: new_latency_histogram(),
-            buf: Vec::with_capacity(reply_capacity),
-            resync: None,
-        }
-    }
-
-    /// Consults `source` when a deadline is missed.
-    pub(crate) fn discount_stalls(&mut self, source: Arc<dyn StallSource>) {
-        self.attribution.add(source);
-    }
-
-    /// Transactions attempted.
-    pub(crate) fn count(&self) -> u64 {
-        self.count
-    }
-
-    /// Transactions that missed their deadline.
-    pub(crate) fn misses(&self) -> u64 {
-        self.misses
-    }
-
-    /// Of those, the ones each stall source explains.
-    pub(crate) fn explained_misses(&self) -> Vec<(String, u64)> {
-        self.attribution.explained()
-    }
-
-    /// Bytes discarded as stale.
-    pub(crate) fn stale_bytes(&self) -> u64 {
-        self.stale_bytes
-    }
-
-    /// Latencies of completed replies.
-    pub(crate) fn latency(&self) -> &Histogram<u64> {
-        &self.latency
-    }
-
-    /// One transaction: see [`Port::transact`](crate::Port::transact).
-    /// `send` writes the request within the given time (the port's writer:
-    /// this module knows nothing of ports).
-    pub(crate) fn transact<'a>(
-        &'a mut self,
-        receiver: &mut Receiver,
-        send: impl FnOnce(&[u8], Duration) -> Result<()>,
-        request: &[u8],
-        reply: ReplyEnd<'_>,
-        deadline: Duration,
-    ) -> Result<Transaction<'a>> {
-        if let Some(settle) = self.resync.take() {
-            self.settle(receiver, settle)?;
-        }
-        self.stale_bytes += receiver.discard_pending();
-        self.count += 1;
-        self.buf.clear();
-
-        let submitted = Timestamp::now();
-        let outcome = self.exchange(receiver, send, request, reply, deadline, submitted);
-        let owed = match reply {
-            ReplyEnd::Length(n) => Some(n.saturating_sub(self.buf.len())),
-            _ => None,
-        };
-        match outcome {
-            Ok((latency, arrival)) => {
-                record(&mut self.latency, latency);
-                if latency > deadline {
-                    // Complete but late: nothing more is owed.
-                    self.misses += 1;
-                    self.attribution
-                        .explain(submitted, latency, deadline, Timestamp::now());
-                    return Err(Error::DeadlineMissed { elapsed: latency });
-                }
-                Ok(Transaction {
-                    reply: &self.buf,
-                    latency,
-                    arrival,
-                })
-            }
-            Err(Error::TimedOut { .. }) => {
-                self.misses += 1;
-                self.stale_bytes += self.buf.len() as u64;
-                self.resync = Some(Settle {
-                    owed,
-                    deadline,
-                    submitted,
-                });
-                Err(Error::DeadlineMissed {
-                    elapsed: submitted.elapsed(),
-                })
-            }
-            Err(e) => {
-                // Whatever failed, the next request must not see this reply.
-                self.stale_bytes += self.buf.len() as u64;
-                self.resync = Some(Settle {
-                    owed,
-                    deadline,
-                    submitted,
-                });
-                Err(e)
-            }
-        }
-    }
-
-    /// Writes the request and collects the reply; returns (latency, arrival).
-    fn exchange(
-        &mut self,
-        receiver: &mut Receiver,
-        send: impl FnOnce(&[u8], Duration) -> Result<()>,
-        request: &[u8],
-        reply: ReplyEnd<'_>,
-        deadline: Duration,
-        submitted: Timestamp,
-    ) -> Result<(Duration, Duration)> {
-        let due = Deadline::after(submitted, deadline);
-        send(request, deadline)?;
-        let capacity = self.buf.capacity();
-        loop {
-            let left = due.remaining(Timestamp::now());
-            if left.is_zero() {
-                return Err(Error::TimedOut {
-                    operation: "reply",
-                    after: deadline,
-                });
-            }
-            let chunk = receiver.recv_timeout(left)?;
-            let arrived = chunk.arrived();
-            let payload = chunk.payload();
-            for (i, &byte) in payload.iter().enumerate() {
-                if self.buf.len() == capacity {
-                    return Err(Error::ReplyTooLong { capacity });
-                }
-                self.buf.push(byte);
-                if reply.complete(&self.buf) {
-                    let now = Timestamp::now();
-                    // Bytes after the end of the reply belong to nothing we asked for.
-                    self.stale_bytes += (payload.len() - i - 1) as u64;
-                    return Ok((
-                        now.saturating_since(submitted),
-                        arrived.saturating_since(submitted),
-                    ));
-                }
-            }
-        }
-    }
-
-    /// Discards the rest of a missed reply before the next request: the
-    /// owed bytes if the length is known, else input until the line has been
-    /// quiet for one deadline; either way for at most ten deadlines of time
-    /// the device and the machine could run (measured stalls of the
-    /// registered stall sources extend the wait: a reply they delayed is
-    /// still a late reply, not a fresh one).
-    ///
-    /// When the late reply shows up, the miss is checked against the stall
-    /// sources: if the reply would have been in time without one's stalls,
-    /// that source (not the host) explains the miss.
-    fn settle(&mut self, receiver: &mut Receiver, settle: Settle) -> Result<()> {
-        let start = Timestamp::now();
-        let mut owed = settle.owed;
-        let mut first = true;
-        while owed != Some(0) {
-            let now = Timestamp::now();
-            let stalled = self.attribution.stalled_within(settle.submitted, now, now);
-            let limit = settle.deadline.saturating_mul(10).saturating_add(stalled);
-            let left = limit.saturating_sub(now.saturating_since(start));
-            let wait = match owed {
-                Some(_) => left,
-                None => settle.deadline.min(left),
-            };
-            if wait.is_zero() {
-                break;
-            }
-            match receiver.recv_timeout(wait) {
-                Ok(chunk) => {
-                    let (n, arrived) = (chunk.payload().len(), chunk.arrived());
-                    self.stale_bytes += n as u64;
-                    owed = owed.map(|o| o.saturating_sub(n));
-                    if std::mem::take(&mut first) {
-                        let late = arrived.saturating_since(settle.submitted);
-                        self.attribution.explain(
-                            settle.submitted,
-                            late,
-                            settle.deadline,
-                            Timestamp::now(),
-                        );
-                    }
-                }
-                // Quiet (unknown length) or the wait is over (known length).
-                Err(Error::TimedOut { .. }) => break,
-                Err(Error::Overflow { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+fn receive(exchange: &mut Exchange<'_, '_>, io: &mut impl Io, until: Timestamp) {
+    let now = io.now();
+    match io.receive(until, now) {
+        Received::Chunk(payload, arrived, taken) => exchange.on_chunk(taken, payload, arrived),
+        Received::Lost(bytes) => exchange.on_loss(io.now(), bytes),
+        Received::Nothing => exchange.on_timeout(io.now()),
+        Received::Failed(e) => exchange.on_error(io.now(), e),
     }
 }
 

@@ -31,8 +31,8 @@ pub struct Options {
     /// Transactions to run.
     #[arg(long, default_value_t = 10_000, conflicts_with = "duration")]
     pub iterations: u64,
-    /// Run for this many seconds instead of a count.
-    #[arg(long, value_name = "SECONDS")]
+    /// Run for this many seconds instead of a count (more than 0, at most a week).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, allow_hyphen_values = true)]
     pub duration: Option<f64>,
     /// Baud rate.
     #[arg(long, default_value_t = 115_200)]
@@ -43,8 +43,8 @@ pub struct Options {
     /// Reply size in bytes.
     #[arg(long, default_value_t = 1)]
     pub reply_size: usize,
-    /// Deadline per transaction (e.g. 3.5ms, 800us, 1s).
-    #[arg(long, default_value = "3.5ms", value_parser = parse_duration)]
+    /// Deadline per transaction (e.g. 3.5ms, 800us, 1s; at most a week).
+    #[arg(long, default_value = "3.5ms", value_parser = parse_duration, allow_hyphen_values = true)]
     pub deadline: Duration,
     /// Processing delay of the simulated/pty responder (e.g. 200us).
     #[arg(long, default_value = "200us", value_parser = parse_duration)]
@@ -145,7 +145,11 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// "3.5ms", "800us", "1s", "2" (ms).
+/// The longest duration the options take (a week): longer is a typo, and
+/// `Duration::from_secs_f64` would panic on what does not fit a `Duration`.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// "3.5ms", "800us", "1s", "2" (ms); more than zero, at most [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, scale) = if let Some(n) = s.strip_suffix("us").or_else(|| s.strip_suffix("µs")) {
@@ -161,8 +165,73 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{s:?} is not a duration like 3.5ms"))?;
-    if !(v.is_finite() && v > 0.0) {
-        return Err(format!("{s:?} must be positive"));
+    checked_seconds(s, v * scale).map(Duration::from_secs_f64)
+}
+
+/// Seconds as a plain number ("10", "0.5"); more than zero, at most [`MAX_DURATION`].
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
+    let s = s.trim();
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds like 10 or 0.5"))?;
+    checked_seconds(s, v)
+}
+
+fn checked_seconds(text: &str, seconds: f64) -> Result<f64, String> {
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return Err(format!("{text:?} must be a positive, finite duration"));
     }
-    Ok(Duration::from_secs_f64(v * scale))
+    if seconds > MAX_DURATION.as_secs_f64() {
+        return Err(format!(
+            "{text:?} is longer than the longest allowed ({} s, a week)",
+            MAX_DURATION.as_secs()
+        ));
+    }
+    Ok(seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        Options::try_parse_from(std::iter::once("request_reply").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())
+    }
+
+    // Issue 13 item 12: no panic, a message that says what is wrong.
+    #[test]
+    fn absurd_durations_are_refused_with_a_message() {
+        for (args, says) in [
+            (
+                &["--deadline", "1e30s"][..],
+                "longer than the longest allowed",
+            ),
+            (&["--deadline", "0ms"], "positive"),
+            (&["--deadline", "-1ms"], "positive"),
+            (&["--deadline", "nanms"], "positive"),
+            (&["--duration", "-1"], "positive"),
+            (&["--duration", "nan"], "positive"),
+            (&["--duration", "inf"], "positive"),
+            (&["--duration", "1e30"], "longer than the longest allowed"),
+            (&["--duration", "ten"], "not a number of seconds"),
+        ] {
+            match parse(args) {
+                Err(msg) => assert!(msg.contains(says), "{args:?}: {msg}"),
+                Ok(o) => panic!("{args:?} accepted: {o:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn sensible_durations_parse() {
+        let o = parse(&["--deadline", "800us", "--duration", "0.5"]).unwrap();
+        assert_eq!(o.deadline, Duration::from_micros(800));
+        assert_eq!(o.duration, Some(0.5));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_millis(2));
+        assert_eq!(parse_duration("168h").ok(), None);
+        assert_eq!(parse_duration("604800s").unwrap(), MAX_DURATION);
+    }
 }

@@ -179,21 +179,31 @@ pub fn run_collecting(opts: Options, print: bool) -> (ExitCode, Vec<Outcome>) {
             eprintln!("{line}");
         }
     };
+    // An output asked for and not written is an error: a script must not
+    // go on with a missing or stale file.
+    let mut unwritten = false;
     if let Some(path) = &opts.csv {
         match report::write_csv(path, &all) {
             Ok(()) => note(format!("samples written to {}", path.display())),
-            Err(e) => eprintln!("error: writing {}: {e}", path.display()),
+            Err(e) => {
+                eprintln!("error: writing {}: {e}", path.display());
+                unwritten = true;
+            }
         }
     }
     if let Some(path) = &opts.svg {
         match plotting::write_svg(path, &all, opts.deadline) {
             Ok(()) => note(format!("histogram plot written to {}", path.display())),
-            Err(e) => eprintln!("error: writing {}: {e}", path.display()),
+            Err(e) => {
+                eprintln!("error: writing {}: {e}", path.display());
+                unwritten = true;
+            }
         }
     }
-    let code = if results
-        .iter()
-        .any(|r| r.error.is_some() || r.wrong_replies > 0)
+    let code = if unwritten
+        || results
+            .iter()
+            .any(|r| r.error.is_some() || r.wrong_replies > 0)
     {
         ExitCode::from(2)
     } else if results.iter().any(|r| r.stats.host_misses() > 0) {
@@ -220,4 +230,41 @@ fn realtime_refused(e: &Error) -> ExitCode {
     eprintln!("To measure without the realtime guarantee, rerun with --best-effort");
     eprintln!("(the output then says BEST EFFORT, so nobody mistakes it for the guaranteed mode).");
     ExitCode::from(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::ExitCode;
+
+    use clap::Parser;
+
+    use super::*;
+
+    fn run(args: &[&str]) -> ExitCode {
+        let base = [
+            "request_reply",
+            "--sim",
+            "--best-effort",
+            "--no-noise-probe",
+        ];
+        run_with(Options::parse_from(base.iter().chain(args)))
+    }
+
+    // Issue 13 item 12: an output that cannot be written fails the run.
+    #[test]
+    fn an_output_that_cannot_be_written_exits_non_zero() {
+        let nowhere = "/nonexistent-ftdi-rt-dir/out";
+        let missing_dir_csv = format!("{nowhere}.csv");
+        let missing_dir_svg = format!("{nowhere}.svg");
+        let fine = run(&["--iterations", "3", "--deadline", "1s"]);
+        assert_eq!(
+            fine,
+            ExitCode::SUCCESS,
+            "the same run without outputs passes"
+        );
+        for (flag, path) in [("--csv", &missing_dir_csv), ("--svg", &missing_dir_svg)] {
+            let code = run(&["--iterations", "3", "--deadline", "1s", flag, path]);
+            assert_eq!(code, ExitCode::from(2), "{flag} {path}");
+        }
+    }
 }

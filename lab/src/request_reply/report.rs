@@ -19,6 +19,9 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
+/// What the latency lines say when no transaction completed.
+const NO_TRANSACTIONS: &str = "no completed transactions";
+
 /// The table printed after a run.
 pub(super) fn summary(r: &RunResult, opts: &Options, load: &str) -> String {
     let s = &r.stats;
@@ -76,32 +79,43 @@ pub(super) fn summary(r: &RunResult, opts: &Options, load: &str) -> String {
         }
         let _ = writeln!(out);
     }
+    // Percentiles of nothing would print as zeros and read as a perfect run.
+    if l.count == 0 {
+        let _ = writeln!(out, "  latency        {NO_TRANSACTIONS}");
+    } else {
+        let _ = writeln!(
+            out,
+            "  latency        p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99),
+            ms(l.p999),
+            ms(l.max)
+        );
+    }
+    if d.count == 0 {
+        let _ = writeln!(out, "  delivery       nothing received");
+    } else {
+        let _ = writeln!(
+            out,
+            "  delivery       p50 {}  p99 {}  p99.9 {}  max {}",
+            ms(d.p50),
+            ms(d.p99),
+            ms(d.p999),
+            ms(d.max)
+        );
+    }
     let _ = writeln!(
         out,
-        "  latency        p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
-        ms(l.p50),
-        ms(l.p90),
-        ms(l.p99),
-        ms(l.p999),
-        ms(l.max)
-    );
-    let _ = writeln!(
-        out,
-        "  delivery       p50 {}  p99 {}  p99.9 {}  max {}",
-        ms(d.p50),
-        ms(d.p99),
-        ms(d.p999),
-        ms(d.max)
-    );
-    let _ = writeln!(
-        out,
-        "  packets        {} ({} status-only), line errors {}, overflows {}, stalls {}, stale bytes {}",
+        "  packets        {} ({} status-only), line errors {}, overflows {}, stalls {}, stale bytes {}, \
+         unsettled replies {}",
         s.packets,
         s.status_only_packets,
         s.line_errors.total(),
         s.overflows,
         s.stalls,
-        s.stale_bytes
+        s.stale_bytes,
+        s.unsettled_replies
     );
     if let Some(chip) = &r.chip_lateness {
         let _ = writeln!(
@@ -124,6 +138,9 @@ pub(super) fn summary(r: &RunResult, opts: &Options, load: &str) -> String {
 /// the deadline, with the deadline marked.
 pub(super) fn histogram(r: &RunResult, deadline: Duration) -> String {
     const WIDTH: usize = 50;
+    if r.samples.is_empty() {
+        return format!("  ({NO_TRANSACTIONS})\n");
+    }
     let max = r
         .samples
         .iter()
@@ -176,6 +193,14 @@ pub(super) fn compare(a: &RunResult, b: &RunResult) -> String {
         )
     };
     let mut out = String::new();
+    for r in [a, b] {
+        if r.stats.transaction_latency.count == 0 {
+            let _ = writeln!(out, "  {}: {NO_TRANSACTIONS}, nothing to compare", r.label);
+        }
+    }
+    if !out.is_empty() {
+        return out;
+    }
     let _ = writeln!(
         out,
         "  {:<8} {:>14} {:>14} {:>10}",
@@ -228,4 +253,47 @@ pub(super) fn write_csv(path: &Path, runs: &[&RunResult]) -> std::io::Result<()>
         }
     }
     f.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use ftdi_rt::sim::{Frobnicator, SimChip, SimConfig};
+    use ftdi_rt::{Port, PortConfig};
+
+    use super::*;
+
+    /// A run in which nothing completed, with a real port's statistics.
+    fn empty_run(label: &str) -> RunResult {
+        let chip = SimChip::new(Frobnicator::new(Duration::ZERO), SimConfig::default()).unwrap();
+        let port = Port::open_sim(chip, &PortConfig::default().best_effort()).unwrap();
+        RunResult {
+            label: label.into(),
+            samples: Vec::new(),
+            misses: 0,
+            wrong_replies: 0,
+            error: None,
+            stats: port.stats(),
+            chip_lateness: None,
+            interrupted: false,
+        }
+    }
+
+    // Issue 13 item 13: no all-zero figures for a run with nothing in it.
+    #[test]
+    fn a_run_without_completed_transactions_says_so() {
+        let opts = Options::parse_from(["request_reply"]);
+        let (a, b) = (empty_run("a"), empty_run("b"));
+        let text = summary(&a, &opts, "idle");
+        assert!(
+            text.contains("latency        no completed transactions"),
+            "{text}"
+        );
+        assert!(!text.contains("p50 0.000 ms"), "{text}");
+        let hist = histogram(&a, opts.deadline);
+        assert!(hist.contains("no completed transactions"), "{hist}");
+        let cmp = compare(&a, &b);
+        assert!(cmp.contains("nothing to compare"), "{cmp}");
+        assert!(!cmp.contains("p50"), "{cmp}");
+    }
 }

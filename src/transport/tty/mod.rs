@@ -116,8 +116,9 @@ impl Driver {
 /// Opens the tty at `path` (exclusively, raw, at the options' baud rate).
 ///
 /// # Errors
-/// [`Error::NotATty`], or [`Error::Tty`] naming what failed (a missing
-/// path, permission, a tty another process holds).
+/// [`Error::NotATty`]; [`Error::Busy`] for a tty another port (or
+/// process) holds exclusively; or [`Error::Tty`] naming what failed (a
+/// missing path, permission).
 pub(crate) fn open(path: &Path, options: &OpenOptions) -> Result<Parts<TtyInbound>> {
     let driver = Driver::identify(path)?;
     let tty_error = |source: io::Error| Error::Tty {
@@ -128,7 +129,14 @@ pub(crate) fn open(path: &Path, options: &OpenOptions) -> Result<Parts<TtyInboun
     // TIOCEXCL would fail on /dev/null with an unhelpful message. It stays
     // open until serialport has opened, so the device is not closed and
     // reopened in between (a last close drops DTR, which resets some boards).
+    let busy = || Error::Busy {
+        device: format!("tty {}", path.display()),
+    };
     let probe = sys::fd::open_device(path).map_err(|e| {
+        // TIOCEXCL of another opener refuses everyone but root with EBUSY.
+        if e.raw_os_error() == Some(libc::EBUSY) {
+            return busy();
+        }
         tty_error(if e.kind() == io::ErrorKind::PermissionDenied {
             io::Error::new(
                 e.kind(),
@@ -145,6 +153,11 @@ pub(crate) fn open(path: &Path, options: &OpenOptions) -> Result<Parts<TtyInboun
         return Err(Error::NotATty {
             path: path.to_owned(),
         });
+    }
+    // serialport's exclusive open takes an flock and reports a held one
+    // as "no device"; a port of ours (or any flock user) holding it is busy.
+    if sys::fd::flock_held_elsewhere(probe.as_fd()).unwrap_or(false) {
+        return Err(busy());
     }
     let name = path.to_str().ok_or_else(|| {
         tty_error(io::Error::new(

@@ -184,21 +184,35 @@ impl FromStr for Selector {
 
     /// `""`/`first`, an index (`0`, `index:2`), a bus-port path (`1-1.2`,
     /// `path:1-1.2`), or a serial number (`FT1ABC`, `serial:1234`).
+    /// Surrounding whitespace (a newline from a file or an environment
+    /// variable) is not part of it; a prefix with nothing after it
+    /// (`serial:`, `path:`, `index:`) is refused rather than read as the
+    /// first device, which could open the wrong adapter.
     fn from_str(s: &str) -> Result<Selector> {
+        let s = s.trim();
         let bad = || {
             Error::InvalidConfig(format!(
                 "device selector {s:?}: expected an index, a bus-port path like 1-1.2, or a serial number"
             ))
         };
-        if let Some(rest) = s.strip_prefix("serial:") {
+        let prefixed = ["serial:", "index:", "path:"]
+            .into_iter()
+            .find_map(|prefix| Some((prefix, s.strip_prefix(prefix)?.trim())));
+        if let Some((prefix, "")) = prefixed {
+            return Err(Error::InvalidConfig(format!(
+                "device selector {s:?}: nothing after {prefix:?}; give the value \
+                 (e.g. serial:FT1ABCDE, path:1-1.2, index:0), or \"first\" for the first adapter"
+            )));
+        }
+        if let Some(("serial:", rest)) = prefixed {
             return Ok(Selector::Serial(rest.to_string()));
         }
-        if let Some(rest) = s.strip_prefix("index:") {
+        if let Some(("index:", rest)) = prefixed {
             return rest.parse().map(Selector::Index).map_err(|_| bad());
         }
-        let path = s.strip_prefix("path:");
+        let path = prefixed.map(|(_, rest)| rest);
         let text = path.unwrap_or(s);
-        if text.is_empty() || text == "first" {
+        if path.is_none() && (text.is_empty() || text == "first") {
             return Ok(Selector::First);
         }
         if let Some((bus, ports)) = text.split_once('-') {
@@ -228,7 +242,8 @@ impl FromStr for Selector {
 /// Maps libusb's initialisation failure to a clear error.
 pub(crate) fn context() -> Result<rusb::Context> {
     rusb::Context::new().map_err(|e| Error::UsbUnavailable {
-        reason: e.to_string(),
+        // libusb's own text alone ("Other error") says nothing.
+        reason: format!("libusb could not initialise: {e}"),
     })
 }
 
@@ -342,6 +357,34 @@ mod tests {
             Selector::Serial("1234".into())
         );
         assert!("path:nope".parse::<Selector>().is_err());
+    }
+
+    // Issue 13 item 7: no guessing from an empty value, no stray whitespace.
+    #[test]
+    fn empty_values_are_refused_and_whitespace_is_trimmed() {
+        for s in ["path:", "serial:", "index:", "serial:  ", " path:\n"] {
+            match s.parse::<Selector>() {
+                Err(Error::InvalidConfig(msg)) => assert!(msg.contains("nothing after"), "{msg}"),
+                other => panic!("{s:?} parsed as {other:?}"),
+            }
+        }
+        assert_eq!(
+            "FT1ABCDE\n".parse::<Selector>().unwrap(),
+            Selector::Serial("FT1ABCDE".into())
+        );
+        assert_eq!(
+            "  serial: 1234 \r\n".parse::<Selector>().unwrap(),
+            Selector::Serial("1234".into())
+        );
+        assert_eq!(
+            "\tpath:3-4\n".parse::<Selector>().unwrap(),
+            Selector::Path {
+                bus: 3,
+                ports: vec![4]
+            }
+        );
+        assert_eq!(" 2\n".parse::<Selector>().unwrap(), Selector::Index(2));
+        assert_eq!(" first ".parse::<Selector>().unwrap(), Selector::First);
     }
 
     #[test]
