@@ -13,6 +13,7 @@ mod config;
 mod io;
 mod open;
 mod settings;
+mod timing;
 mod writer;
 
 use std::sync::Arc;

@@ -10,6 +10,7 @@ use crate::lock::lock;
 use crate::proto::{FlowControl, LineProperties, LineStatus, ModemStatus};
 use crate::stats::{Counters, TransportInfo};
 use crate::time::{Deadline, Timestamp};
+use crate::timing::character_time;
 use crate::transport::{Applied, Outbound, Setting};
 
 /// Writes and settings of an open port. All methods take `&self`, so one
@@ -26,6 +27,8 @@ pub struct Writer {
     write_timeout: Duration,
     /// What the port is connected to, kept current as settings change.
     info: Mutex<TransportInfo>,
+    /// Baud rate (once set) and line settings in force: the character time.
+    line_timing: Mutex<(Option<u32>, LineProperties)>,
 }
 
 impl Writer {
@@ -40,6 +43,19 @@ impl Writer {
             counters,
             write_timeout,
             info: Mutex::new(info),
+            line_timing: Mutex::new((None, LineProperties::EIGHT_N_ONE)),
+        }
+    }
+
+    /// Records a baud rate or line setting now in force and publishes the
+    /// character time it gives (for the timing features).
+    fn note_line_timing(&self, baud: Option<u32>, line: Option<LineProperties>) {
+        let mut timing = lock(&self.line_timing);
+        timing.0 = baud.or(timing.0);
+        timing.1 = line.unwrap_or(timing.1);
+        if let Some(c) = timing.0.and_then(|b| character_time(b, timing.1)) {
+            let ns = u64::try_from(c.as_nanos()).unwrap_or(u64::MAX);
+            self.counters.char_time_ns.store(ns, Ordering::Relaxed);
         }
     }
 
@@ -116,10 +132,12 @@ impl Writer {
     /// # Errors
     /// [`Error::Baud`] when the chip cannot get within 3 %, or the device's refusal.
     pub fn set_baud_rate(&self, baud: u32) -> Result<u32> {
-        match self.apply(Setting::Baud(baud))? {
-            Applied::Baud(actual) => Ok(actual),
-            _ => Ok(baud),
-        }
+        let actual = match self.apply(Setting::Baud(baud))? {
+            Applied::Baud(actual) => actual,
+            _ => baud,
+        };
+        self.note_line_timing(Some(actual), None);
+        Ok(actual)
     }
 
     /// Sets data bits, parity and stop bits.
@@ -127,7 +145,9 @@ impl Writer {
     /// # Errors
     /// [`Error::Unsupported`] if the transport cannot do it, or the device's refusal.
     pub fn set_line_properties(&self, line: LineProperties) -> Result<()> {
-        self.apply(Setting::Line(line)).map(drop)
+        self.apply(Setting::Line(line))?;
+        self.note_line_timing(None, Some(line));
+        Ok(())
     }
 
     /// Sets flow control.

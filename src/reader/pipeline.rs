@@ -54,6 +54,7 @@ impl Pipeline {
     /// The small state written per packet: counters and the channel's indices.
     pub(crate) fn hot_state(&self, regions: &mut HotRegions) {
         regions.add("counters", &*self.counters);
+        self.counters.flight.hot_state(regions);
         self.sender.hot_state(regions);
     }
 
@@ -97,6 +98,8 @@ impl Pipeline {
                 }
             }
             Framing::Raw => {
+                let len = completion.data.len();
+                self.counters.flight.record(completion.at, len, None);
                 self.counters.packets.add(1);
                 self.counters
                     .payload_bytes
@@ -120,6 +123,8 @@ impl Pipeline {
         self.last_lines = Some(lines);
         c.modem.store(packet.modem.0, Ordering::Relaxed);
         c.line.store(packet.line.0, Ordering::Relaxed);
+        let status = Some((packet.modem, packet.line));
+        c.flight.record(at, packet.payload.len(), status);
         if packet.is_status_only() {
             c.status_only.add(1);
             self.heartbeats = true;
@@ -127,7 +132,6 @@ impl Pipeline {
         }
         c.count_line_errors(packet.line);
         c.payload_bytes.add(packet.payload.len() as u64);
-        let status = Some((packet.modem, packet.line));
         // A descriptor may claim more than 512 bytes; never overrun a chunk.
         for piece in packet.payload.chunks(CHUNK_CAPACITY) {
             self.sender.push(piece, status, at);
