@@ -9,6 +9,7 @@
 //! way for all of them. [`Port::split`] hands out both halves at once so one
 //! thread can write while another receives.
 
+mod budget;
 mod config;
 mod io;
 mod open;

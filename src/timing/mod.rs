@@ -13,13 +13,16 @@
 //! | [`DrainWatch`] | the status report proving a write left the wire ([`Port::write_drained`](crate::Port::write_drained)) | one latency period + transport delay |
 //! | [`WireClock::window`] | the interval a chunk's bytes crossed the wire ([`Chunk::wire_window`](crate::Chunk::wire_window)) | latency period + one character + transport slack |
 //! | [`SilenceFramer`] | the end of a reply after a quiet time | two latency periods (+ twice the arrival jitter) |
+//! | [`plan_latency`] | latency timer, event character, transfers for a budget ([`PortConfig::with_latency_budget`](crate::PortConfig::with_latency_budget)) | refuses below the floor |
 //! | [`PacketRecord`] | the flight recorder's entries ([`Port::flight_record`](crate::Port::flight_record)) | the reader's timestamps |
 
+mod budget;
 mod drain;
 mod recorder;
 mod silence;
 mod wire_window;
 
+pub use budget::{BudgetBelowFloor, LatencyPlan, ReplyShape, plan_latency};
 pub use drain::DrainWatch;
 pub(crate) use recorder::FlightRecorder;
 pub use recorder::{DEFAULT_FLIGHT_RECORDS, PacketRecord};
