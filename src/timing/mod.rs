@@ -14,14 +14,17 @@
 //! | [`WireClock::window`] | the interval a chunk's bytes crossed the wire ([`Chunk::wire_window`](crate::Chunk::wire_window)) | latency period + one character + transport slack |
 //! | [`SilenceFramer`] | the end of a reply after a quiet time | two latency periods (+ twice the arrival jitter) |
 //! | [`plan_latency`] | latency timer, event character, transfers for a budget ([`PortConfig::with_latency_budget`](crate::PortConfig::with_latency_budget)) | refuses below the floor |
+//! | [`miss_breakdown`] | where a late reply's time went (wire, chip wait, USB to reader, reader to application) | bounds, from the flight record |
 //! | [`PacketRecord`] | the flight recorder's entries ([`Port::flight_record`](crate::Port::flight_record)) | the reader's timestamps |
 
+mod breakdown;
 mod budget;
 mod drain;
 mod recorder;
 mod silence;
 mod wire_window;
 
+pub use breakdown::{Exchange, MissBreakdown, miss_breakdown};
 pub use budget::{BudgetBelowFloor, LatencyPlan, ReplyShape, plan_latency};
 pub use drain::DrainWatch;
 pub(crate) use recorder::FlightRecorder;

@@ -5,6 +5,7 @@
 //! The measured resolutions the README quotes are printed by
 //! `cargo test --release --test timing -- --nocapture`.
 
+mod breakdown;
 mod drained;
 mod rig;
 mod silence;
