@@ -87,3 +87,32 @@ fn chunks_carry_a_wire_window_and_the_recorder_sees_every_packet() {
     let data: usize = record.iter().map(|p| usize::from(p.payload_len)).sum();
     assert!(data >= 5 || record.len() == ftdi_rt::timing::DEFAULT_FLIGHT_RECORDS);
 }
+
+#[test]
+fn watch_packets_drives_a_silence_framer_and_leaves_the_data_queued() {
+    let _serial = common::serial();
+    let chip = SimChip::new(Loopback::new(), SimConfig::default()).unwrap();
+    let mut port = Port::open_sim(chip, &config()).unwrap();
+    let c = port.wire_clock().unwrap().char_time();
+    let from = port.next_packet_seq();
+    port.write_all(b"hello").unwrap();
+    let mut framer = ftdi_rt::timing::SilenceFramer::new(Duration::from_millis(2), c);
+    let end = port
+        .watch_packets(from, Duration::from_secs(2), |p| {
+            framer.on_packet(p.arrived, usize::from(p.payload_len))
+        })
+        .unwrap();
+    assert!(end.decided - end.last_data >= Duration::from_millis(2) + c);
+    let mut got = Vec::new();
+    while let Some(chunk) = port.try_recv().unwrap() {
+        got.extend_from_slice(chunk.payload());
+    }
+    assert_eq!(got, b"hello");
+    // Nothing more comes: watching for data times out.
+    let e = port
+        .watch_packets(port.next_packet_seq(), Duration::from_millis(20), |p| {
+            (p.payload_len > 0).then_some(())
+        })
+        .unwrap_err();
+    assert!(matches!(e, ftdi_rt::Error::TimedOut { .. }), "{e}");
+}

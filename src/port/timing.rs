@@ -50,20 +50,72 @@ impl Port {
             .write_all_within(data, until.remaining(Timestamp::now()))?;
         let counters = self.writer.counters();
         let char_time = Duration::from_nanos(counters.char_time_ns.load(Ordering::Relaxed));
-        let flight = &counters.flight;
-        let watch = DrainWatch::new(submitted, data.len(), char_time, flight.next_seq());
-        let mut cursor = watch.from_seq();
+        let watch = DrainWatch::new(submitted, data.len(), char_time, counters.flight.next_seq());
+        self.watch_packets_until(watch.from_seq(), until, |p| watch.on_packet(p))
+            .map_err(|e| match e {
+                Error::TimedOut { .. } => Error::TimedOut {
+                    operation: "waiting for the transmitter to drain",
+                    after: deadline,
+                },
+                other => other,
+            })
+    }
+
+    /// The sequence number the reader will give the next packet (see
+    /// [`PacketRecord::seq`]): take it before writing a request, then
+    /// [`watch_packets`](Port::watch_packets) from it.
+    pub fn next_packet_seq(&self) -> u64 {
+        self.writer.counters().flight.next_seq()
+    }
+
+    /// Hands every packet the reader records from sequence number
+    /// `from_seq` on (status-only heartbeats included, in order) to `f`,
+    /// waiting for more as they come, until `f` returns something — how a
+    /// sans-IO decision such as [`SilenceFramer`](crate::timing::SilenceFramer)
+    /// or [`DrainWatch`] is driven by the packet stream. Received data stays
+    /// queued for the next receive. Packets the flight recorder has already
+    /// overwritten (more than [`DEFAULT_FLIGHT_RECORDS`](crate::timing::DEFAULT_FLIGHT_RECORDS)
+    /// behind) are skipped.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`] if `f` decided nothing within `timeout`;
+    /// [`Error::Disconnected`].
+    pub fn watch_packets<T>(
+        &mut self,
+        from_seq: u64,
+        timeout: Duration,
+        f: impl FnMut(&PacketRecord) -> Option<T>,
+    ) -> Result<T> {
+        let until = Deadline::from_now(timeout);
+        self.watch_packets_until(from_seq, until, f)
+            .map_err(|e| match e {
+                Error::TimedOut { .. } => Error::TimedOut {
+                    operation: "watching packets",
+                    after: timeout,
+                },
+                other => other,
+            })
+    }
+
+    fn watch_packets_until<T>(
+        &mut self,
+        from_seq: u64,
+        until: Deadline,
+        mut f: impl FnMut(&PacketRecord) -> Option<T>,
+    ) -> Result<T> {
+        let flight = &self.writer.counters().flight;
+        let mut cursor = from_seq;
         let bell = &self.channel.bell;
+        // The reader rings the receiver's doorbell after every completion,
+        // status-only ones included: one wakeup per packet while we wait.
         let found = bell.wait_until(Some(until), || {
             let end = flight.next_seq();
-            // Records the ring has moved past are lost to us; a later TEMT
-            // report still bounds the drain (less tightly).
             cursor = cursor.max(flight.oldest_seq());
             while cursor < end {
                 let seq = cursor;
                 cursor += 1;
-                if let Some(at) = flight.get(seq).and_then(|p| watch.on_packet(&p)) {
-                    return Some(Ok(at));
+                if let Some(found) = flight.get(seq).and_then(|p| f(&p)) {
+                    return Some(Ok(found));
                 }
             }
             self.channel
@@ -77,8 +129,8 @@ impl Port {
         match found? {
             Some(outcome) => outcome,
             None => Err(Error::TimedOut {
-                operation: "waiting for the transmitter to drain",
-                after: deadline,
+                operation: "watching packets",
+                after: until.remaining(Timestamp::now()),
             }),
         }
     }

@@ -54,7 +54,8 @@ impl Pipeline {
     /// The small state written per packet: counters and the channel's indices.
     pub(crate) fn hot_state(&self, regions: &mut HotRegions) {
         regions.add("counters", &*self.counters);
-        self.counters.flight.hot_state(regions);
+        let (addr, len) = self.counters.flight.hot_range();
+        regions.add_range("flight recorder", addr, len);
         self.sender.hot_state(regions);
     }
 

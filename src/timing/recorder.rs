@@ -15,7 +15,6 @@
 use std::sync::atomic::{AtomicU64, Ordering, fence};
 
 use crate::proto::{LineStatus, ModemStatus};
-use crate::realtime::memory::HotRegions;
 use crate::time::Timestamp;
 
 /// Packets a port's flight recorder keeps by default: at a 1 ms latency
@@ -112,9 +111,13 @@ impl FlightRecorder {
         self.slots.len()
     }
 
-    /// Reports the memory the reader writes per packet, to be locked.
-    pub(crate) fn hot_state(&self, regions: &mut HotRegions) {
-        regions.add("flight recorder", &*self.slots);
+    /// The memory the reader writes per packet, as (address, length), for
+    /// the reader to lock with the rest of its hot path.
+    pub(crate) fn hot_range(&self) -> (usize, usize) {
+        (
+            self.slots.as_ptr() as usize,
+            std::mem::size_of_val(&*self.slots),
+        )
     }
 
     /// Reader thread only (single writer): records one packet. No
