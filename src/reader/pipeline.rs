@@ -99,8 +99,6 @@ impl Pipeline {
                 }
             }
             Framing::Raw => {
-                let len = completion.data.len();
-                self.counters.flight.record(completion.at, len, None);
                 self.counters.packets.add(1);
                 self.counters
                     .payload_bytes
@@ -108,6 +106,10 @@ impl Pipeline {
                 for piece in completion.data.chunks(CHUNK_CAPACITY) {
                     self.sender.push(piece, None, completion.at);
                 }
+                // After the push: a record the application sees has its
+                // payload in the channel already.
+                let len = completion.data.len();
+                self.counters.flight.record(completion.at, len, None);
             }
         }
         // One wakeup per completed transfer, however many chunks it held.
@@ -125,10 +127,10 @@ impl Pipeline {
         c.modem.store(packet.modem.0, Ordering::Relaxed);
         c.line.store(packet.line.0, Ordering::Relaxed);
         let status = Some((packet.modem, packet.line));
-        c.flight.record(at, packet.payload.len(), status);
         if packet.is_status_only() {
             c.status_only.add(1);
             self.heartbeats = true;
+            c.flight.record(at, 0, status);
             return;
         }
         c.count_line_errors(packet.line);
@@ -137,6 +139,9 @@ impl Pipeline {
         for piece in packet.payload.chunks(CHUNK_CAPACITY) {
             self.sender.push(piece, status, at);
         }
+        // After the push: a record the application sees has its payload in
+        // the channel already (or counted lost).
+        c.flight.record(at, packet.payload.len(), status);
     }
 
     /// After each wait: count a stall once per silence longer than three

@@ -25,7 +25,7 @@ use crate::time::Timestamp;
 
 /// One exchange, as the transaction engine saw it.
 #[derive(Clone, Copy, Debug)]
-pub struct Exchange<'a> {
+pub struct ExchangeTimes<'a> {
     /// When the request was handed to the writer.
     pub submitted: Timestamp,
     /// Request length in bytes.
@@ -76,7 +76,7 @@ impl fmt::Display for MissBreakdown {
 /// The breakdown of `exchange` on a line timed by `clock`; `None` if the
 /// record holds no data packet between submission and take (no reply came:
 /// the device's, or the record is too short to reach back).
-pub fn miss_breakdown(exchange: &Exchange<'_>, clock: &WireClock) -> Option<MissBreakdown> {
+pub fn miss_breakdown(exchange: &ExchangeTimes<'_>, clock: &WireClock) -> Option<MissBreakdown> {
     let record = exchange.record;
     let last = record.iter().rposition(|p| {
         p.payload_len > 0 && p.arrived >= exchange.submitted && p.arrived <= exchange.taken
@@ -135,7 +135,7 @@ mod tests {
         // Heartbeats every ms, then the reply's packet 3.5 ms after the last.
         let record = [p(0, 1000, 0), p(1, 2000, 0), p(2, 5500, 1)];
         let b = miss_breakdown(
-            &Exchange {
+            &ExchangeTimes {
                 submitted: Timestamp::from_nanos(1_500_000),
                 request_len: 7,
                 reply_len: 1,
@@ -158,7 +158,7 @@ mod tests {
     fn no_reply_no_breakdown() {
         let clock = WireClock::new(Duration::from_micros(100), Duration::from_millis(1));
         let record = [p(0, 1000, 0), p(1, 2000, 0)];
-        let x = Exchange {
+        let x = ExchangeTimes {
             submitted: Timestamp::from_nanos(500_000),
             request_len: 7,
             reply_len: 0,

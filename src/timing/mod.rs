@@ -24,7 +24,7 @@ mod recorder;
 mod silence;
 mod wire_window;
 
-pub use breakdown::{Exchange, MissBreakdown, miss_breakdown};
+pub use breakdown::{ExchangeTimes, MissBreakdown, miss_breakdown};
 pub use budget::{BudgetBelowFloor, LatencyPlan, ReplyShape, plan_latency};
 pub use drain::DrainWatch;
 pub(crate) use recorder::FlightRecorder;

@@ -11,6 +11,11 @@
 //! allocates; a reader that loses the race sees the record as overwritten
 //! (it is: the ring has moved past it). The statistics counters are shared
 //! the same way (relaxed atomics, no lock).
+//!
+//! The reader records a packet after pushing its payload to the channel,
+//! so a record the application sees has its data queued already: a shell
+//! can walk the record in order and take each data packet's chunk as it
+//! reaches it.
 
 use std::sync::atomic::{AtomicU64, Ordering, fence};
 
@@ -137,11 +142,14 @@ impl FlightRecorder {
             payload_len: u16::try_from(payload_len).unwrap_or(u16::MAX),
             status,
         };
-        slot.version.store(2 * seq + 1, Ordering::Relaxed);
+        // Wrapping: 2^63 packets is centuries away, but never a panic.
+        slot.version
+            .store(seq.wrapping_mul(2).wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);
         slot.arrived.store(arrived.as_nanos(), Ordering::Relaxed);
         slot.info.store(record.pack(), Ordering::Relaxed);
-        slot.version.store(2 * seq + 2, Ordering::Release);
+        slot.version
+            .store(seq.wrapping_mul(2).wrapping_add(2), Ordering::Release);
         self.next.store(seq + 1, Ordering::Release);
     }
 

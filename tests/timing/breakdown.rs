@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ftdi_rt::proto::LineProperties;
 use ftdi_rt::sim::{Line, WireByte, WireDirection};
-use ftdi_rt::timing::{Exchange, WireClock, miss_breakdown};
+use ftdi_rt::timing::{ExchangeTimes, WireClock, miss_breakdown};
 
 use crate::rig::{Rig, T0};
 
@@ -46,7 +46,7 @@ fn the_bounds_hold_around_the_true_chip_wait_and_delivery_delay() {
             rig.packets[reply].arrived = sent + late;
             let taken = sent + late + Duration::from_micros(30);
             let clock = WireClock::new(rig.char_time(), rig.latency());
-            let x = Exchange {
+            let x = ExchangeTimes {
                 submitted,
                 request_len: 7,
                 reply_len: 1,
