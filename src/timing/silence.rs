@@ -18,7 +18,9 @@
 //! every latency period `L`, so the last data packet arrives up to `L`
 //! after the last stop bit, and the proving status packet up to `L` after
 //! the earliest instant it could prove the silence: the end is decided
-//! between `quiet + c` and `quiet + c + 2L + 2j` after the last stop bit.
+//! between `quiet + c` and `quiet + c + 2L + 2j` after the last stop bit,
+//! plus the deciding packet's own delivery delay (its arrival is the
+//! decision's timestamp).
 //! Two frames separated by a gap `g_out` are always split, and a frame with
 //! inner gaps below `g_in` never is, by a quiet time between `g_in` and
 //! `g_out - 2L - 2j`; [`gap_threshold`] picks one or says why there is none
