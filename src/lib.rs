@@ -127,6 +127,7 @@ pub mod stall;
 mod stats;
 mod sys;
 mod time;
+pub mod timing;
 mod transaction;
 mod transport;
 #[cfg(feature = "usbip")]

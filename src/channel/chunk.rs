@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::proto::{LineStatus, ModemStatus};
 use crate::time::Timestamp;
+use crate::timing::{WireClock, WireWindow};
 
 /// Payload capacity of one [`Chunk`]: one high-speed packet (512 bytes minus
 /// the 2 status bytes). A full-speed packet carries at most 62.
@@ -67,6 +68,15 @@ impl Chunk {
     #[inline]
     pub fn line_status(&self) -> Option<LineStatus> {
         self.has_status.then_some(self.line)
+    }
+
+    /// The interval in which these bytes crossed the wire, estimated from
+    /// the arrival time, the length and the chip's packet rules on `clock`
+    /// (from [`Port::wire_clock`](crate::Port::wire_clock)); see
+    /// [`WireWindow`] for what it promises.
+    #[inline]
+    pub fn wire_window(&self, clock: &WireClock) -> WireWindow {
+        clock.window(self.arrived, self.payload().len())
     }
 
     /// Whether the device flagged a line error (OE, PE, FE, BI) for these bytes.

@@ -86,6 +86,7 @@ impl Error {
             Error::Baud(_)
             | Error::LatencyTimer(_)
             | Error::InvalidConfig(_)
+            | Error::LatencyBudget(_)
             | Error::InvalidInput(_)
             | Error::NotATty { .. } => ErrorKind::InvalidInput,
             Error::Realtime(e) => match e {
@@ -175,6 +176,13 @@ mod tests {
             },
             Error::InvalidInput("empty request".into()),
             Error::InvalidConfig("reply capacity".into()),
+            Error::LatencyBudget(crate::timing::BudgetBelowFloor {
+                budget: Duration::from_millis(1),
+                floor: Duration::from_micros(2690),
+                wire: Duration::from_micros(694),
+                flush: Duration::from_millis(1),
+                usb: Duration::from_millis(1),
+            }),
             Error::Unsupported {
                 setting: "latency timer".into(),
                 transport: "a pty".into(),

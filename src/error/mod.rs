@@ -210,6 +210,10 @@ pub enum Error {
         capacity: usize,
     },
 
+    /// A latency budget below what the line and the bus allow (new in issue 16).
+    #[error(transparent)]
+    LatencyBudget(#[from] crate::timing::BudgetBelowFloor),
+
     /// A configuration value is invalid; the message names the allowed range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),

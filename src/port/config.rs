@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::proto::{FlowControl, Interface, LineProperties};
 use crate::reader::Reader;
 use crate::realtime::{RealtimeConfig, RealtimePolicy};
+use crate::timing::ReplyShape;
 use crate::transaction::engine::MAX_REPLY_CAPACITY;
 use crate::transport::OpenOptions;
 use crate::transport::usb::UsbId;
@@ -60,6 +61,12 @@ pub struct PortConfig {
     /// The shared reader that serves the port (default none: the port
     /// starts a reader of its own, configured by [`reader_realtime`](Self::reader_realtime)).
     pub reader: Option<Reader>,
+    /// The time a request/reply may take; when set, the port chooses the
+    /// latency timer, event character and transfers in flight for it (see
+    /// [`latency_plan`](PortConfig::latency_plan)). Default none.
+    pub latency_budget: Option<Duration>,
+    /// What an exchange looks like, for the latency budget.
+    pub reply_shape: ReplyShape,
 }
 
 impl Default for PortConfig {
@@ -82,6 +89,8 @@ impl Default for PortConfig {
             control_timeout: Duration::from_secs(1),
             usb_ids: Vec::new(),
             reader: None,
+            latency_budget: None,
+            reply_shape: ReplyShape::default(),
         }
     }
 }
@@ -169,6 +178,21 @@ impl PortConfig {
     /// Sets the control-request timeout.
     pub fn with_control_timeout(mut self, timeout: Duration) -> Self {
         self.control_timeout = timeout;
+        self
+    }
+
+    /// Lets the port choose latency timer, event character and transfers in
+    /// flight so that an exchange (see [`with_reply_shape`](PortConfig::with_reply_shape))
+    /// fits `budget`; opening refuses a budget below the physical floor
+    /// ([`Error::LatencyBudget`](crate::Error::LatencyBudget), with the floor).
+    pub fn with_latency_budget(mut self, budget: Duration) -> Self {
+        self.latency_budget = Some(budget);
+        self
+    }
+    /// Describes the exchange the latency budget is for (default: one byte
+    /// back, no terminator).
+    pub fn with_reply_shape(mut self, shape: ReplyShape) -> Self {
+        self.reply_shape = shape;
         self
     }
 

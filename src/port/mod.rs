@@ -14,6 +14,7 @@
 
 #[cfg(feature = "tokio")]
 mod async_port;
+mod budget;
 mod config;
 mod halves;
 mod io;
@@ -21,6 +22,7 @@ mod open;
 mod serial_port;
 pub(crate) mod serial_types;
 mod settings;
+mod timing;
 mod transact;
 mod writer;
 

@@ -28,7 +28,7 @@ impl Port {
     /// the udev rule), [`Error::Busy`](crate::Error::Busy), a setting the
     /// chip refuses, or the reader's realtime setup being refused.
     pub fn open_usb(selector: &Selector, config: &PortConfig) -> Result<Port> {
-        config.validate()?;
+        let config = &config.resolved()?;
         if config.reader.is_some() {
             // Before the device is touched (ftdi_sio stays attached).
             return Err(crate::Error::Unsupported {
@@ -53,7 +53,7 @@ impl Port {
     /// naming a setting the tty cannot take, or the reader's realtime setup
     /// being refused.
     pub fn open_tty(path: impl AsRef<Path>, config: &PortConfig) -> Result<Port> {
-        config.validate()?;
+        let config = &config.resolved()?;
         let parts = transport::tty::open(path.as_ref(), &config.open_options())?;
         Port::assemble(parts, config)
     }
@@ -69,7 +69,7 @@ impl Port {
     /// [`PortConfig::best_effort`]).
     #[cfg(feature = "sim")]
     pub fn open_sim(chip: crate::sim::SimChip, config: &PortConfig) -> Result<Port> {
-        config.validate()?;
+        let config = &config.resolved()?;
         let stalls = chip.handle();
         let parts = transport::sim::open(chip, &config.open_options())?;
         let mut port = Port::assemble(parts, config)?;
@@ -96,6 +96,7 @@ impl Port {
             .store(config.latency_timer_ms, Ordering::Relaxed);
         let mut info = outbound.info();
         info.notes.extend(notes);
+        info.notes.extend(config.budget_note());
         let writer = Writer::new(outbound, counters.clone(), config.write_timeout, info);
         writer.apply_config(config)?;
         let (sender, receiver, shared) = channel::channel(config.channel_capacity)?;

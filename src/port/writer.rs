@@ -10,6 +10,7 @@ use crate::lock::lock;
 use crate::proto::{FlowControl, LatencyTimerError, LineProperties, LineStatus, ModemStatus};
 use crate::stats::{Counters, TransportInfo};
 use crate::time::{Deadline, Timestamp};
+use crate::timing::character_time;
 use crate::transport::{Applied, Outbound, Setting};
 
 /// Writes and settings of an open port. All methods take `&self`, so one
@@ -27,14 +28,17 @@ pub struct Writer {
     /// What the port is connected to, kept current as settings change.
     info: Mutex<TransportInfo>,
     /// The line settings last applied, for the getters (the chip cannot
-    /// report them back).
+    /// report them back) and the character time the timing features use.
     line: Mutex<LineSettings>,
 }
 
 /// The settings a serial API reads back: what was last applied.
 #[derive(Clone, Copy, Debug, Default)]
 struct LineSettings {
+    /// The rate asked for (0 until one is set).
     baud: u32,
+    /// The rate the device runs at, where the transport can say.
+    actual_baud: Option<u32>,
     line: LineProperties,
     flow: FlowControl,
 }
@@ -52,6 +56,17 @@ impl Writer {
             write_timeout,
             info: Mutex::new(info),
             line: Mutex::new(LineSettings::default()),
+        }
+    }
+
+    /// Publishes the character time the line settings in force give (for
+    /// the timing features), from the baud rate the device actually runs at.
+    fn note_line_timing(&self) {
+        let line = *lock(&self.line);
+        let baud = line.actual_baud.or((line.baud > 0).then_some(line.baud));
+        if let Some(c) = baud.and_then(|b| character_time(b, line.line)) {
+            let ns = u64::try_from(c.as_nanos()).unwrap_or(u64::MAX);
+            self.counters.char_time_ns.store(ns, Ordering::Relaxed);
         }
     }
 
@@ -132,7 +147,12 @@ impl Writer {
             Applied::Baud(actual) => actual,
             _ => baud,
         };
-        lock(&self.line).baud = baud;
+        {
+            let mut line = lock(&self.line);
+            line.baud = baud;
+            line.actual_baud = Some(actual);
+        }
+        self.note_line_timing();
         Ok(actual)
     }
 
@@ -160,6 +180,7 @@ impl Writer {
     pub fn set_line_properties(&self, line: LineProperties) -> Result<()> {
         self.apply(Setting::Line(line))?;
         lock(&self.line).line = line;
+        self.note_line_timing();
         Ok(())
     }
 

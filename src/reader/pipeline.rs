@@ -54,6 +54,8 @@ impl Pipeline {
     /// The small state written per packet: counters and the channel's indices.
     pub(crate) fn hot_state(&self, regions: &mut HotRegions) {
         regions.add("counters", &*self.counters);
+        let (addr, len) = self.counters.flight.hot_range();
+        regions.add_range("flight recorder", addr, len);
         self.sender.hot_state(regions);
     }
 
@@ -104,6 +106,10 @@ impl Pipeline {
                 for piece in completion.data.chunks(CHUNK_CAPACITY) {
                     self.sender.push(piece, None, completion.at);
                 }
+                // After the push: a record the application sees has its
+                // payload in the channel already.
+                let len = completion.data.len();
+                self.counters.flight.record(completion.at, len, None);
             }
         }
         // One wakeup per completed transfer, however many chunks it held.
@@ -120,18 +126,22 @@ impl Pipeline {
         self.last_lines = Some(lines);
         c.modem.store(packet.modem.0, Ordering::Relaxed);
         c.line.store(packet.line.0, Ordering::Relaxed);
+        let status = Some((packet.modem, packet.line));
         if packet.is_status_only() {
             c.status_only.add(1);
             self.heartbeats = true;
+            c.flight.record(at, 0, status);
             return;
         }
         c.count_line_errors(packet.line);
         c.payload_bytes.add(packet.payload.len() as u64);
-        let status = Some((packet.modem, packet.line));
         // A descriptor may claim more than 512 bytes; never overrun a chunk.
         for piece in packet.payload.chunks(CHUNK_CAPACITY) {
             self.sender.push(piece, status, at);
         }
+        // After the push: a record the application sees has its payload in
+        // the channel already (or counted lost).
+        c.flight.record(at, packet.payload.len(), status);
     }
 
     /// After each wait: count a stall once per silence longer than three

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use crate::proto::{LineStatus, ModemStatus};
+use crate::timing::FlightRecorder;
 
 /// One event count. Relaxed: readers only need an eventually consistent
 /// total, and the reader thread never waits for anyone.
@@ -46,6 +47,11 @@ pub(crate) struct Counters {
     pub(crate) line: AtomicU8,
     /// Why the stream ended; set once, off the hot path.
     pub(crate) disconnect: OnceLock<String>,
+    /// One character's time on the wire (ns) at the line settings in force,
+    /// 0 while unknown; written by the writer.
+    pub(crate) char_time_ns: AtomicU64,
+    /// The last packets the reader saw, for the timing features.
+    pub(crate) flight: FlightRecorder,
 }
 
 impl Counters {
