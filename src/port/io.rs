@@ -19,8 +19,8 @@ impl io::Write for Port {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        // Writes complete when the device has accepted the bytes.
-        Ok(())
+        // Waits until the device has taken the bytes written behind.
+        Ok(self.writer.flush()?)
     }
 }
 
@@ -30,7 +30,7 @@ impl io::Write for &Writer {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        Ok(Writer::flush(self)?)
     }
 }
 

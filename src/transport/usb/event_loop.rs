@@ -4,8 +4,10 @@
 //! descriptors (the device's usbfs fd, libusb's event and timer fds) plus
 //! the port's doorbell, then lets libusb reap without blocking. Completed IN
 //! transfers are handed on in submission order and resubmitted at once;
-//! completed OUT and control transfers are answered through the mailbox;
-//! queued commands are submitted.
+//! completed OUT transfers settle the write stream and control transfers are
+//! answered through the mailbox; queued bytes go into free OUT transfers (up
+//! to all of them in flight, so the chip's TX FIFO never waits for the next
+//! write) and queued control requests are submitted.
 //!
 //! The loop starts serving the mailbox as soon as the interface is claimed,
 //! before the chip is configured, so control requests and writes have one
@@ -24,7 +26,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::mailbox::{CONTROL_DATA, Request, Server};
+use super::mailbox::{CONTROL_DATA, Server};
 use crate::doorbell::Doorbell;
 use crate::error::TransferError;
 use crate::realtime::memory::HotRegions;
@@ -90,17 +92,23 @@ pub(crate) trait Transfers: Send + 'static {
     /// Clears a halt (STALL) on the bulk-IN endpoint.
     fn clear_in_halt(&mut self) -> Result<(), TransferError>;
 
-    /// The OUT transfer is free (not submitted, or taken since).
-    fn out_idle(&self) -> bool;
-    /// Lets `fill` write the OUT buffer (it returns the length), then
-    /// submits that many bytes.
+    /// How many bulk-OUT transfers the set has.
+    fn out_count(&self) -> usize;
+    /// OUT transfer `k` is free (not submitted, or taken since).
+    fn out_idle(&self, k: usize) -> bool;
+    /// Lets `fill` write OUT transfer `k`'s buffer (it returns the length),
+    /// then submits that many bytes.
     fn submit_out(
         &mut self,
+        k: usize,
         timeout_ms: u32,
         fill: &mut dyn FnMut(&mut [u8]) -> usize,
     ) -> Result<(), TransferError>;
-    /// The OUT transfer's result, if it finished since it was submitted.
-    fn take_out(&mut self) -> Option<Result<usize, TransferError>>;
+    /// OUT transfer `k`'s result and the bytes the device took (also of a
+    /// failed one), if it finished since it was submitted.
+    fn take_out(&mut self, k: usize) -> Option<(Result<usize, TransferError>, usize)>;
+    /// Asks libusb to cancel OUT transfer `k` if it is in flight.
+    fn cancel_out(&mut self, k: usize);
 
     /// The control transfer is free.
     fn control_idle(&self) -> bool;
@@ -147,6 +155,9 @@ pub(crate) struct EventLoop<T: Transfers> {
     wake: Arc<Doorbell>,
     /// In-flight IN transfers in submission order (they complete in order).
     order: VecDeque<usize>,
+    /// In-flight OUT transfers and their lengths, in submission order (one
+    /// endpoint's transfers complete in order).
+    out_order: VecDeque<(usize, usize)>,
     /// The failure epoch each IN transfer was submitted in (see `failed`).
     submitted_in: Vec<u64>,
     /// Bumped with every counted failure event on bulk IN.
@@ -155,8 +166,7 @@ pub(crate) struct EventLoop<T: Transfers> {
     errors: u32,
     wait_failures: u32,
     lost: Option<String>,
-    /// The mailbox command the OUT / control transfer is working on.
-    out_seq: u64,
+    /// The mailbox command the control transfer is working on.
     control_seq: u64,
     shut_down: bool,
 }
@@ -164,18 +174,19 @@ pub(crate) struct EventLoop<T: Transfers> {
 impl<T: Transfers> EventLoop<T> {
     pub(crate) fn new(transfers: T, mailbox: Server, wake: Arc<Doorbell>) -> EventLoop<T> {
         let n = transfers.in_count();
+        let outs = transfers.out_count();
         EventLoop {
             transfers,
             mailbox,
             wake,
             order: VecDeque::with_capacity(n),
+            out_order: VecDeque::with_capacity(outs),
             submitted_in: vec![0; n],
             epoch: 0,
             stalls: 0,
             errors: 0,
             wait_failures: 0,
             lost: None,
-            out_seq: 0,
             control_seq: 0,
             shut_down: false,
         }
@@ -204,6 +215,13 @@ impl<T: Transfers> EventLoop<T> {
         regions.add("transport state", a);
         regions.add("transport state", b);
         self.order.clear();
+        self.out_order.clear();
+        self.out_order
+            .extend((0..self.out_order.capacity()).map(|k| (k, 0)));
+        let (a, b) = self.out_order.as_slices();
+        regions.add("transport state", a);
+        regions.add("transport state", b);
+        self.out_order.clear();
         regions.add("transport state", &self.submitted_in[..]);
     }
 
@@ -368,10 +386,22 @@ impl<T: Transfers> EventLoop<T> {
         }
     }
 
-    /// Answers finished OUT and control transfers.
+    /// Settles finished OUT transfers, in order, and answers a finished
+    /// control transfer.
     fn reap_commands(&mut self) {
-        if let Some(result) = self.transfers.take_out() {
-            self.mailbox.reply(self.out_seq, result, &[]);
+        while let Some(&(k, len)) = self.out_order.front() {
+            let Some((result, actual)) = self.transfers.take_out(k) else {
+                break;
+            };
+            self.out_order.pop_front();
+            let accepted = actual.min(len);
+            self.mailbox.settle(accepted, len - accepted);
+            match result {
+                Ok(n) if n >= len => {}
+                // A bulk OUT ends short only when cut off; treat it so.
+                Ok(n) => self.fail_out(TransferError::TimedOut { transferred: n }),
+                Err(e) => self.fail_out(e),
+            }
         }
         if let Some(done) = self.transfers.take_control() {
             let mut data = [0u8; CONTROL_DATA];
@@ -382,34 +412,54 @@ impl<T: Transfers> EventLoop<T> {
         }
     }
 
-    /// Submits queued commands whose transfer is free.
+    /// An OUT transfer failed: the stream fails, and the transfers behind
+    /// it are cancelled so that nothing goes out after the hole (their
+    /// completions settle their bytes).
+    fn fail_out(&mut self, e: TransferError) {
+        self.mailbox.fail(e);
+        for &(k, _) in &self.out_order {
+            self.transfers.cancel_out(k);
+        }
+        self.mailbox.drop_queued();
+    }
+
+    /// Moves queued bytes into free OUT transfers (all of them may be in
+    /// flight) and submits queued control requests whose transfer is free.
     fn serve_commands(&mut self) {
-        while let Some(cmd) = self
-            .mailbox
-            .next_command(self.transfers.out_idle(), self.transfers.control_idle())
-        {
-            let submitted = match cmd.request {
-                Request::Write { len } => {
-                    self.out_seq = cmd.seq;
-                    let mailbox = &mut self.mailbox;
-                    let mut taken = false;
-                    let submitted = self.transfers.submit_out(cmd.timeout_ms, &mut |buf| {
-                        taken = true;
-                        mailbox.take_bytes(len, buf)
-                    });
-                    if !taken {
-                        // Keep the byte stream aligned with the commands.
-                        self.mailbox.discard_bytes(len);
-                    }
-                    submitted
-                }
-                Request::Control(request) => {
-                    self.control_seq = cmd.seq;
-                    self.transfers.submit_control(request, cmd.timeout_ms)
-                }
-            };
-            if let Err(e) = submitted {
+        self.serve_out();
+        while let Some(cmd) = self.mailbox.next_command(self.transfers.control_idle()) {
+            self.control_seq = cmd.seq;
+            if let Err(e) = self.transfers.submit_control(cmd.request, cmd.timeout_ms) {
                 self.mailbox.reply(cmd.seq, Err(e), &[]);
+            }
+        }
+    }
+
+    fn serve_out(&mut self) {
+        if self.mailbox.stream_failed() {
+            // Until the application has been told, nothing goes out.
+            self.mailbox.drop_queued();
+            return;
+        }
+        while self.mailbox.queued_bytes() > 0 && self.out_order.len() < self.transfers.out_count() {
+            let Some(k) = (0..self.transfers.out_count()).find(|&k| self.transfers.out_idle(k))
+            else {
+                return;
+            };
+            let timeout_ms = self.mailbox.out_timeout_ms();
+            let mailbox = &mut self.mailbox;
+            let mut len = 0;
+            let submitted = self.transfers.submit_out(k, timeout_ms, &mut |buf| {
+                len = mailbox.take_bytes(buf);
+                len
+            });
+            match submitted {
+                Ok(()) => self.out_order.push_back((k, len)),
+                Err(e) => {
+                    self.mailbox.settle(0, len);
+                    self.fail_out(e);
+                    return;
+                }
             }
         }
     }

@@ -8,17 +8,39 @@
 //! while reaping, and a synchronous call could even run the event loop
 //! itself, completing the reader's IN transfers on a normal-priority thread.
 //! Either way the reader could end up waiting behind a preempted application
-//! thread. So application threads put a [`Command`] (and, for a write, its
-//! bytes) into wait-free rings and ring the event loop's doorbell; the loop
-//! submits the transfer and answers with a [`Reply`] when it completes. The
-//! only lock here is the client's, held by application threads alone.
+//! thread. So application threads put bytes and [`Command`]s into wait-free
+//! rings and ring the event loop's doorbell. The only lock here is the
+//! client's, held by application threads alone.
 //!
-//! Every command carries a sequence number; a reply answers one. A caller
-//! that gives up (its timeout plus a grace period passed without an answer)
-//! marks its command abandoned: the loop then skips it if it has not started
-//! it, and the late reply is dropped by the next call.
+//! # Writes: a stream, written behind
+//! Written bytes go into the byte ring, which is the OUT stream's queue: the
+//! loop moves them into bulk-OUT transfers whenever one is free, up to
+//! [`OUT_TRANSFERS`](super::OUT_TRANSFERS) in flight, so the chip's TX FIFO
+//! is refilled while the previous transfer's bytes are still going out. A
+//! write returns as soon as its bytes are queued; it waits only while the
+//! queue is full. The stream's progress is two counters the loop publishes:
+//! bytes *settled* (taken by the device, or dropped after a failure) and
+//! bytes *accepted* (taken by the device). [`Client::flush`] waits until
+//! every queued byte has settled.
+//!
+//! A failed OUT transfer (STALL, unplug, timeout) *fails the stream*: the
+//! loop cancels the OUT transfers behind it and drops every byte queued
+//! until the application has been told, so nothing goes out after a hole.
+//! The next write or flush reports the failure ([`WriteError::Earlier`]),
+//! with the count of queued bytes the device did not take; then the stream
+//! resumes.
+//!
+//! # Control requests: call and reply
+//! Every command carries a sequence number; a [`Reply`] answers one. A
+//! command also carries the stream position when it was sent, and the loop
+//! submits it only once every byte written before it has settled: a setting
+//! changed after a write applies after those bytes, as when writes were
+//! synchronous. A caller that gives up (its timeout plus a grace period
+//! passed without an answer) marks its command abandoned: the loop then
+//! skips it if it has not started it, and the late reply is dropped by the
+//! next call.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -27,37 +49,32 @@ use crate::error::TransferError;
 use crate::lock::lock;
 use crate::proto::ControlRequest;
 use crate::realtime::memory::HotRegions;
-use crate::time::Deadline;
+use crate::time::{Deadline, Timestamp};
+use crate::transport::ftdi::WriteError;
 
 /// The largest control data stage a reply carries (GET_MODEM_STATUS needs 2 bytes).
 pub(crate) const CONTROL_DATA: usize = 8;
 
 /// Commands queued at most (the client sends one at a time; abandoned ones can linger).
 const COMMAND_SLOTS: usize = 8;
-/// Replies held at most: one per queued command, plus the OUT and the
-/// control transfer the loop may have taken from the queue.
-const REPLY_SLOTS: usize = COMMAND_SLOTS + 2;
+/// Replies held at most: one per queued command, plus the control transfer
+/// the loop may have taken from the queue.
+const REPLY_SLOTS: usize = COMMAND_SLOTS + 1;
 
 /// How long a caller waits for an answer beyond its own timeout. libusb
 /// times the transfer out itself and the loop answers then; this only
 /// guards against a loop that never answers.
 pub(crate) const REPLY_GRACE: Duration = Duration::from_secs(1);
 
-/// What the event loop is asked to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Request {
-    /// Send this many bytes from the byte ring as one bulk-OUT transfer.
-    Write { len: usize },
-    /// Run this control request.
-    Control(ControlRequest),
-}
-
+/// A control request for the event loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Command {
     pub(crate) seq: u64,
-    pub(crate) request: Request,
+    pub(crate) request: ControlRequest,
     /// libusb's timeout for the transfer (at least 1: 0 would mean none).
     pub(crate) timeout_ms: u32,
+    /// Bytes written before it: it waits until they have settled.
+    pub(crate) after: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -73,8 +90,17 @@ struct Shared {
     stopped: AtomicBool,
     /// The highest sequence number whose caller gave up waiting.
     abandoned: AtomicU64,
-    /// Rung by the loop when a reply is ready or it stopped.
+    /// Rung by the loop when a reply is ready, the stream moved, or it stopped.
     to_app: Doorbell,
+    /// Stream bytes the loop is done with: taken by the device or dropped.
+    settled: AtomicU64,
+    /// Stream bytes the device took.
+    accepted: AtomicU64,
+    /// Set by the loop when an OUT transfer failed; cleared by the client
+    /// once it has reported the failure and the stream has settled.
+    failed: AtomicBool,
+    /// libusb's timeout for OUT transfers: the last write's.
+    out_timeout_ms: AtomicU32,
 }
 
 /// The application side.
@@ -92,7 +118,11 @@ struct ClientRings {
     commands: rtrb::Producer<Command>,
     bytes: rtrb::Producer<u8>,
     replies: rtrb::Consumer<Reply>,
+    /// The failure that failed the stream (one at a time: see [`Shared::failed`]).
+    failures: rtrb::Consumer<TransferError>,
     next_seq: u64,
+    /// Stream bytes queued so far.
+    queued: u64,
 }
 
 /// The event loop's side.
@@ -101,23 +131,32 @@ pub(crate) struct Server {
     commands: rtrb::Consumer<Command>,
     bytes: rtrb::Consumer<u8>,
     replies: rtrb::Producer<Reply>,
+    failures: rtrb::Producer<TransferError>,
+    /// The loop's own copies of the published counters (it alone writes them).
+    settled: u64,
+    accepted: u64,
     shared: Arc<Shared>,
 }
 
-/// A mailbox whose write bytes fit `out_capacity` (the OUT transfer's size);
-/// callers wait `grace` beyond their timeout for an answer.
+/// A mailbox whose write queue holds `queue_bytes`; callers wait `grace`
+/// beyond their timeout for a control request's answer.
 pub(crate) fn mailbox(
     to_loop: Arc<Doorbell>,
-    out_capacity: usize,
+    queue_bytes: usize,
     grace: Duration,
 ) -> std::io::Result<(Client, Server)> {
     let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(COMMAND_SLOTS);
-    let (byte_tx, byte_rx) = rtrb::RingBuffer::new(out_capacity.max(1));
+    let (byte_tx, byte_rx) = rtrb::RingBuffer::new(queue_bytes.max(1));
     let (reply_tx, reply_rx) = rtrb::RingBuffer::new(REPLY_SLOTS);
+    let (failure_tx, failure_rx) = rtrb::RingBuffer::new(1);
     let shared = Arc::new(Shared {
         stopped: AtomicBool::new(false),
         abandoned: AtomicU64::new(0),
         to_app: Doorbell::new()?,
+        settled: AtomicU64::new(0),
+        accepted: AtomicU64::new(0),
+        failed: AtomicBool::new(false),
+        out_timeout_ms: AtomicU32::new(1),
     });
     Ok((
         Client {
@@ -125,7 +164,9 @@ pub(crate) fn mailbox(
                 commands: cmd_tx,
                 bytes: byte_tx,
                 replies: reply_rx,
+                failures: failure_rx,
                 next_seq: 1,
+                queued: 0,
             }),
             shared: shared.clone(),
             to_loop,
@@ -135,6 +176,9 @@ pub(crate) fn mailbox(
             commands: cmd_rx,
             bytes: byte_rx,
             replies: reply_tx,
+            failures: failure_tx,
+            settled: 0,
+            accepted: 0,
             shared,
         },
     ))
@@ -159,13 +203,103 @@ impl Client {
         self.send_control(request, timeout)?.wait()
     }
 
-    /// Sends what of `data` fits the byte ring through the event loop;
-    /// returns the bytes the device took.
-    pub(crate) fn write(&self, data: &[u8], timeout: Duration) -> Result<usize, TransferError> {
+    /// Queues what of `data` fits the write queue, waiting up to `timeout`
+    /// for room; returns how many bytes were queued. The device takes them
+    /// later: [`flush`](Self::flush) waits for that.
+    ///
+    /// # Errors
+    /// [`WriteError::Earlier`] if the stream failed since the last call
+    /// (nothing of `data` is queued then); [`WriteError::Now`] with
+    /// `TimedOut` if the queue stayed full, `Cancelled` once the loop stopped.
+    pub(crate) fn write(&self, data: &[u8], timeout: Duration) -> Result<usize, WriteError> {
         if data.is_empty() {
             return Ok(0);
         }
-        self.send_write(data, timeout)?.wait().map(|(n, _)| n)
+        let deadline = Deadline::from_now(timeout);
+        let mut rings = lock(&self.inner);
+        let shared = &*self.shared;
+        self.report_failure(&mut rings, deadline)?;
+        let room = shared.to_app.wait_until(Some(deadline), || {
+            let ready = shared.stopped.load(Ordering::Acquire)
+                || shared.failed.load(Ordering::Acquire)
+                || !rings.bytes.is_full();
+            ready.then_some(())
+        });
+        if shared.stopped.load(Ordering::Acquire) {
+            return Err(WriteError::Now(TransferError::Cancelled));
+        }
+        self.report_failure(&mut rings, deadline)?;
+        if !matches!(room, Ok(Some(()))) {
+            return Err(WriteError::Now(TransferError::TimedOut { transferred: 0 }));
+        }
+        // Before the bytes: the loop reads it when it submits them.
+        shared
+            .out_timeout_ms
+            .store(libusb_timeout_ms(timeout), Ordering::Relaxed);
+        let (taken, _) = rings.bytes.push_partial_slice(data);
+        let n = taken.len();
+        rings.queued += n as u64;
+        self.to_loop.ring();
+        Ok(n)
+    }
+
+    /// Waits up to `timeout` until the device has taken every byte queued.
+    ///
+    /// # Errors
+    /// As [`write`](Self::write): a failure of the stream, a timeout, or the
+    /// loop stopped with bytes still queued.
+    pub(crate) fn flush(&self, timeout: Duration) -> Result<(), WriteError> {
+        let deadline = Deadline::from_now(timeout);
+        let mut rings = lock(&self.inner);
+        let shared = &*self.shared;
+        let queued = rings.queued;
+        let settled = shared.to_app.wait_until(Some(deadline), || {
+            let ready = shared.stopped.load(Ordering::Acquire)
+                || shared.failed.load(Ordering::Acquire)
+                || shared.settled.load(Ordering::Acquire) >= queued;
+            ready.then_some(())
+        });
+        self.report_failure(&mut rings, deadline)?;
+        if shared.settled.load(Ordering::Acquire) >= queued {
+            return Ok(());
+        }
+        if shared.stopped.load(Ordering::Acquire) {
+            return Err(WriteError::Now(TransferError::Cancelled));
+        }
+        debug_assert!(!matches!(settled, Ok(Some(()))));
+        Err(WriteError::Now(TransferError::TimedOut { transferred: 0 }))
+    }
+
+    /// If the stream failed: waits (until `deadline` plus the grace period)
+    /// for the loop to drop what is queued, clears the failure and returns
+    /// it with the count of queued bytes the device did not take.
+    fn report_failure(
+        &self,
+        rings: &mut ClientRings,
+        deadline: Deadline,
+    ) -> Result<(), WriteError> {
+        let shared = &*self.shared;
+        if !shared.failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let Ok(error) = rings.failures.pop() else {
+            // Set before the record is pushed; it follows at once.
+            return Err(WriteError::Now(TransferError::TimedOut { transferred: 0 }));
+        };
+        let queued = rings.queued;
+        let left = deadline.remaining(Timestamp::now());
+        let until = Deadline::from_now(left.saturating_add(self.grace));
+        let _ = shared.to_app.wait_until(Some(until), || {
+            let ready = shared.stopped.load(Ordering::Acquire)
+                || shared.settled.load(Ordering::Acquire) >= queued;
+            ready.then_some(())
+        });
+        let lost = queued.saturating_sub(shared.accepted.load(Ordering::Acquire));
+        // Everything queued before the failure was reported has settled (or
+        // the loop stopped): the stream starts afresh.
+        shared.failed.store(false, Ordering::Release);
+        self.to_loop.ring();
+        Err(WriteError::Earlier { error, lost })
     }
 
     /// The first half of [`control`](Self::control): queued, not yet answered.
@@ -174,41 +308,19 @@ impl Client {
         request: ControlRequest,
         timeout: Duration,
     ) -> Result<Call<'_>, TransferError> {
-        self.send(Request::Control(request), &[], timeout)
-    }
-
-    /// The first half of [`write`](Self::write).
-    pub(super) fn send_write(
-        &self,
-        data: &[u8],
-        timeout: Duration,
-    ) -> Result<Call<'_>, TransferError> {
-        self.send(Request::Write { len: data.len() }, data, timeout)
-    }
-
-    /// Queues a command (and a write's bytes, as many as fit) and rings the
-    /// loop. The returned call holds the client until its reply is in.
-    fn send(
-        &self,
-        request: Request,
-        data: &[u8],
-        timeout: Duration,
-    ) -> Result<Call<'_>, TransferError> {
         let mut rings = lock(&self.inner);
         let deadline = Deadline::from_now(timeout.saturating_add(self.grace));
         let shared = &*self.shared;
         if shared.stopped.load(Ordering::Acquire) {
             return Err(TransferError::Cancelled);
         }
-        // Room for the command, and for a write some of its bytes. Only
-        // commands abandoned while the loop was stuck can take it; the loop
-        // answers (and so rings) when it skips one. Every reply in the ring
-        // now answers an earlier call: stale, dropped.
-        let is_write = matches!(request, Request::Write { .. });
+        // Room for the command. Only commands abandoned while the loop was
+        // stuck can take it; the loop answers (and so rings) when it skips
+        // one. Every reply in the ring now answers an earlier call: stale, dropped.
         // A failed wait (the eventfd) counts as no room: the call gives up.
         let room = shared.to_app.wait_until(Some(deadline), || {
             while rings.replies.pop().is_ok() {}
-            let free = !rings.commands.is_full() && (!is_write || !rings.bytes.is_full());
+            let free = !rings.commands.is_full();
             (shared.stopped.load(Ordering::Acquire) || free).then_some(())
         });
         if shared.stopped.load(Ordering::Acquire) {
@@ -217,19 +329,13 @@ impl Client {
         if !matches!(room, Ok(Some(()))) {
             return Err(TransferError::TimedOut { transferred: 0 });
         }
-        let request = match request {
-            Request::Write { .. } => {
-                let (taken, _) = rings.bytes.push_partial_slice(data);
-                Request::Write { len: taken.len() }
-            }
-            control => control,
-        };
         let seq = rings.next_seq;
         rings.next_seq += 1;
         let command = Command {
             seq,
             request,
             timeout_ms: libusb_timeout_ms(timeout),
+            after: rings.queued,
         };
         // Checked for room above, under the same lock.
         let _ = rings.commands.push(command);
@@ -301,26 +407,19 @@ impl Server {
         self.shared.to_app.ring_always();
     }
 
-    /// The next command whose transfer is free, if any. Commands whose
-    /// caller gave up are answered as cancelled and skipped (a write's
-    /// bytes are dropped with it), so nothing goes out that the caller was
-    /// told did not.
-    pub(crate) fn next_command(&mut self, out_idle: bool, control_idle: bool) -> Option<Command> {
+    /// The next control request whose transfer is free and whose earlier
+    /// bytes have settled, if any. Commands whose caller gave up are
+    /// answered as cancelled and skipped, so nothing goes out that the
+    /// caller was told did not.
+    pub(crate) fn next_command(&mut self, control_idle: bool) -> Option<Command> {
         loop {
             let command = *self.commands.peek().ok()?;
             if command.seq <= self.shared.abandoned.load(Ordering::Acquire) {
                 let _ = self.commands.pop();
-                if let Request::Write { len } = command.request {
-                    self.discard_bytes(len);
-                }
                 self.reply(command.seq, Err(TransferError::Cancelled), &[]);
                 continue;
             }
-            let free = match command.request {
-                Request::Write { .. } => out_idle,
-                Request::Control(_) => control_idle,
-            };
-            if !free {
+            if !control_idle || command.after > self.settled {
                 return None;
             }
             let _ = self.commands.pop();
@@ -328,22 +427,7 @@ impl Server {
         }
     }
 
-    /// Moves a write's bytes into the OUT transfer buffer; returns how many.
-    pub(crate) fn take_bytes(&mut self, len: usize, out: &mut [u8]) -> usize {
-        let n = len.min(out.len());
-        let (filled, _) = self.bytes.pop_partial_slice(&mut out[..n]);
-        filled.len()
-    }
-
-    /// Drops a write's bytes that will not be sent.
-    pub(crate) fn discard_bytes(&mut self, len: usize) {
-        let n = len.min(self.bytes.slots());
-        if let Ok(chunk) = self.bytes.read_chunk(n) {
-            chunk.commit_all();
-        }
-    }
-
-    /// Answers a command.
+    /// Answers a control request.
     pub(crate) fn reply(&mut self, seq: u64, result: Result<usize, TransferError>, data: &[u8]) {
         let mut reply = Reply {
             seq,
@@ -355,6 +439,67 @@ impl Server {
         // At most REPLY_SLOTS commands are unanswered, and the client
         // drains stale replies before each call, so there is room.
         let _ = self.replies.push(reply);
+        self.shared.to_app.ring();
+    }
+
+    /// Write bytes queued and not yet in a transfer.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.bytes.slots()
+    }
+
+    /// libusb's timeout for the next OUT transfer.
+    pub(crate) fn out_timeout_ms(&self) -> u32 {
+        self.shared.out_timeout_ms.load(Ordering::Relaxed)
+    }
+
+    /// Moves queued bytes into an OUT transfer's buffer; returns how many.
+    pub(crate) fn take_bytes(&mut self, out: &mut [u8]) -> usize {
+        let (filled, _) = self.bytes.pop_partial_slice(out);
+        let n = filled.len();
+        if n > 0 {
+            // Room in the queue for a writer waiting on it.
+            self.shared.to_app.ring();
+        }
+        n
+    }
+
+    /// The stream failed and the application has not been told yet: no
+    /// byte may go out.
+    pub(crate) fn stream_failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Acquire)
+    }
+
+    /// Drops every queued byte (the stream failed); they count as settled.
+    pub(crate) fn drop_queued(&mut self) {
+        let n = self.bytes.slots();
+        if let Ok(chunk) = self.bytes.read_chunk(n) {
+            chunk.commit_all();
+        }
+        if n > 0 {
+            self.settle(0, n);
+        }
+    }
+
+    /// An OUT transfer (or a drop) is done with `accepted` bytes the device
+    /// took and `dropped` it did not.
+    pub(crate) fn settle(&mut self, accepted: usize, dropped: usize) {
+        self.accepted += accepted as u64;
+        self.settled += (accepted + dropped) as u64;
+        // `accepted` first: a client that sees `settled` reads a current one.
+        self.shared.accepted.store(self.accepted, Ordering::Release);
+        self.shared.settled.store(self.settled, Ordering::Release);
+        self.shared.to_app.ring();
+    }
+
+    /// Fails the stream with `error`, unless it has failed already.
+    pub(crate) fn fail(&mut self, error: TransferError) {
+        if self.shared.failed.load(Ordering::Acquire) {
+            return;
+        }
+        // The client clears the flag only after taking the record, so the
+        // one-slot ring is empty here.
+        let _ = self.failures.push(error);
+        self.shared.failed.store(true, Ordering::Release);
         self.shared.to_app.ring();
     }
 }

@@ -5,3 +5,4 @@ mod event_loop;
 mod fake;
 mod inbound;
 mod mailbox;
+mod write_stream;
