@@ -74,8 +74,11 @@ impl Writer {
     /// queue behind them, so back-to-back writes keep the line busy), and
     /// waits only while that queue is full. [`flush`](Writer::flush) waits
     /// until the device has taken them. A transfer that fails later is
-    /// reported by the next write or flush. A setting changed after a write
-    /// applies after the device took the written bytes. On a kernel tty the
+    /// reported by the next write or flush. Queued bytes wait for the
+    /// device as long as flow control holds them. Settings go to the chip at
+    /// once, ahead of bytes still queued: flush first when a setting must
+    /// follow the bytes written before it; [`purge_tx`](Writer::purge_tx)
+    /// drops the queued bytes too. On a kernel tty the
     /// bytes go into the tty's buffer, as with `write(2)`; on the simulated
     /// chip they are in its TX FIFO when this returns.
     ///

@@ -29,6 +29,7 @@ use std::time::Duration;
 use super::mailbox::{CONTROL_DATA, Server};
 use crate::doorbell::Doorbell;
 use crate::error::TransferError;
+use crate::proto::Request;
 use crate::realtime::memory::HotRegions;
 use crate::time::Timestamp;
 use crate::transport::{Completion, LinkLost};
@@ -127,6 +128,18 @@ pub(crate) trait Transfers: Send + 'static {
     fn any_pending(&self) -> bool;
 }
 
+/// An OUT transfer in flight.
+#[derive(Clone, Copy, Debug)]
+struct OutFlight {
+    /// Which of the set's OUT transfers.
+    k: usize,
+    /// Bytes submitted.
+    len: usize,
+    /// Cancelled by a purge: however it ends, its bytes were dropped on
+    /// purpose, not lost to a failure.
+    purged: bool,
+}
+
 /// Why the last wait failed (kept without allocating until it is reported).
 #[derive(Clone, Copy, Debug)]
 enum WaitError {
@@ -155,9 +168,9 @@ pub(crate) struct EventLoop<T: Transfers> {
     wake: Arc<Doorbell>,
     /// In-flight IN transfers in submission order (they complete in order).
     order: VecDeque<usize>,
-    /// In-flight OUT transfers and their lengths, in submission order (one
-    /// endpoint's transfers complete in order).
-    out_order: VecDeque<(usize, usize)>,
+    /// In-flight OUT transfers in submission order (one endpoint's
+    /// transfers complete in order).
+    out_order: VecDeque<OutFlight>,
     /// The failure epoch each IN transfer was submitted in (see `failed`).
     submitted_in: Vec<u64>,
     /// Bumped with every counted failure event on bulk IN.
@@ -217,7 +230,11 @@ impl<T: Transfers> EventLoop<T> {
         self.order.clear();
         self.out_order.clear();
         self.out_order
-            .extend((0..self.out_order.capacity()).map(|k| (k, 0)));
+            .extend((0..self.out_order.capacity()).map(|k| OutFlight {
+                k,
+                len: 0,
+                purged: false,
+            }));
         let (a, b) = self.out_order.as_slices();
         regions.add("transport state", a);
         regions.add("transport state", b);
@@ -293,6 +310,9 @@ impl<T: Transfers> EventLoop<T> {
     fn lose(&mut self, why: impl Into<String>) {
         if self.lost.is_none() {
             self.lost = Some(why.into());
+            // Writes and requests fail from now on, before the reader tells
+            // the application.
+            self.mailbox.close();
         }
     }
 
@@ -389,7 +409,7 @@ impl<T: Transfers> EventLoop<T> {
     /// Settles finished OUT transfers, in order, and answers a finished
     /// control transfer.
     fn reap_commands(&mut self) {
-        while let Some(&(k, len)) = self.out_order.front() {
+        while let Some(&OutFlight { k, len, purged }) = self.out_order.front() {
             let Some((result, actual)) = self.transfers.take_out(k) else {
                 break;
             };
@@ -397,6 +417,7 @@ impl<T: Transfers> EventLoop<T> {
             let accepted = actual.min(len);
             self.mailbox.settle(accepted, len - accepted);
             match result {
+                _ if purged => {}
                 Ok(n) if n >= len => {}
                 // A bulk OUT ends short only when cut off; treat it so.
                 Ok(n) => self.fail_out(TransferError::TimedOut { transferred: n }),
@@ -417,22 +438,49 @@ impl<T: Transfers> EventLoop<T> {
     /// completions settle their bytes).
     fn fail_out(&mut self, e: TransferError) {
         self.mailbox.fail(e);
-        for &(k, _) in &self.out_order {
-            self.transfers.cancel_out(k);
+        for flight in &self.out_order {
+            self.transfers.cancel_out(flight.k);
         }
         self.mailbox.drop_queued();
     }
 
-    /// Moves queued bytes into free OUT transfers (all of them may be in
-    /// flight) and submits queued control requests whose transfer is free.
+    /// A purge of the chip's TX buffer (or a reset) is coming: drop the
+    /// queued bytes and cancel those in flight, which would otherwise land
+    /// in the FIFO after it. Idempotent.
+    fn purge_out(&mut self) {
+        for flight in &mut self.out_order {
+            if !flight.purged {
+                flight.purged = true;
+                self.transfers.cancel_out(flight.k);
+            }
+        }
+        self.mailbox.drop_queued();
+    }
+
+    /// Submits the queued control request if the control transfer is free
+    /// (a purge only once the OUT transfers it cancelled are back), and
+    /// moves queued bytes into free OUT transfers (all of them may be in flight).
     fn serve_commands(&mut self) {
-        self.serve_out();
-        while let Some(cmd) = self.mailbox.next_command(self.transfers.control_idle()) {
+        while self.transfers.control_idle() {
+            let Some(cmd) = self.mailbox.peek_command() else {
+                break;
+            };
+            if matches!(
+                cmd.request.decode(),
+                Ok(Request::PurgeTx { .. } | Request::Reset { .. })
+            ) {
+                self.purge_out();
+                if !self.out_order.is_empty() {
+                    break;
+                }
+            }
+            self.mailbox.pop_command();
             self.control_seq = cmd.seq;
             if let Err(e) = self.transfers.submit_control(cmd.request, cmd.timeout_ms) {
                 self.mailbox.reply(cmd.seq, Err(e), &[]);
             }
         }
+        self.serve_out();
     }
 
     fn serve_out(&mut self) {
@@ -446,15 +494,20 @@ impl<T: Transfers> EventLoop<T> {
             else {
                 return;
             };
-            let timeout_ms = self.mailbox.out_timeout_ms();
             let mailbox = &mut self.mailbox;
             let mut len = 0;
-            let submitted = self.transfers.submit_out(k, timeout_ms, &mut |buf| {
+            // No timeout: queued bytes wait for the device as long as flow
+            // control holds them (see `mailbox`); only a failure ends them.
+            let submitted = self.transfers.submit_out(k, 0, &mut |buf| {
                 len = mailbox.take_bytes(buf);
                 len
             });
             match submitted {
-                Ok(()) => self.out_order.push_back((k, len)),
+                Ok(()) => self.out_order.push_back(OutFlight {
+                    k,
+                    len,
+                    purged: false,
+                }),
                 Err(e) => {
                     self.mailbox.settle(0, len);
                     self.fail_out(e);

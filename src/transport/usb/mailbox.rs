@@ -17,30 +17,33 @@
 //! loop moves them into bulk-OUT transfers whenever one is free, up to
 //! [`OUT_TRANSFERS`](super::OUT_TRANSFERS) in flight, so the chip's TX FIFO
 //! is refilled while the previous transfer's bytes are still going out. A
-//! write returns as soon as its bytes are queued; it waits only while the
-//! queue is full. The stream's progress is two counters the loop publishes:
-//! bytes *settled* (taken by the device, or dropped after a failure) and
-//! bytes *accepted* (taken by the device). [`Client::flush`] waits until
-//! every queued byte has settled.
+//! write returns as soon as its bytes are queued; it waits, up to its
+//! timeout, only while the queue is full, and a timeout concerns exactly the
+//! bytes it did not queue. Queued bytes stay queued until the device takes
+//! them: OUT transfers have no timeout, as the kernel's write URBs have
+//! none, so flow control may hold them as long as it likes. The stream's
+//! progress is two counters the loop publishes: bytes *settled* (taken by
+//! the device, or dropped) and bytes *accepted* (taken by the device).
+//! [`Client::flush`] waits until every queued byte has settled.
 //!
-//! A failed OUT transfer (STALL, unplug, timeout) *fails the stream*: the
-//! loop cancels the OUT transfers behind it and drops every byte queued
+//! A failed OUT transfer (STALL, unplug, a bus error) *fails the stream*:
+//! the loop cancels the OUT transfers behind it and drops every byte queued
 //! until the application has been told, so nothing goes out after a hole.
 //! The next write or flush reports the failure ([`WriteError::Earlier`]),
 //! with the count of queued bytes the device did not take; then the stream
-//! resumes.
+//! resumes. A purge of the chip's TX buffer (or a chip reset) drops what is
+//! queued here too, without failing the stream.
 //!
 //! # Control requests: call and reply
-//! Every command carries a sequence number; a [`Reply`] answers one. A
-//! command also carries the stream position when it was sent, and the loop
-//! submits it only once every byte written before it has settled: a setting
-//! changed after a write applies after those bytes, as when writes were
-//! synchronous. A caller that gives up (its timeout plus a grace period
-//! passed without an answer) marks its command abandoned: the loop then
-//! skips it if it has not started it, and the late reply is dropped by the
-//! next call.
+//! Every command carries a sequence number; a [`Reply`] answers one. Control
+//! requests do not wait for bytes queued before them (flow control would
+//! hold a request that releases it): a setting that must follow the bytes
+//! written before it comes after a flush. A caller that gives up (its
+//! timeout plus a grace period passed without an answer) marks its command
+//! abandoned: the loop then skips it if it has not started it, and the late
+//! reply is dropped by the next call.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -73,8 +76,6 @@ pub(crate) struct Command {
     pub(crate) request: ControlRequest,
     /// libusb's timeout for the transfer (at least 1: 0 would mean none).
     pub(crate) timeout_ms: u32,
-    /// Bytes written before it: it waits until they have settled.
-    pub(crate) after: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -99,8 +100,6 @@ struct Shared {
     /// Set by the loop when an OUT transfer failed; cleared by the client
     /// once it has reported the failure and the stream has settled.
     failed: AtomicBool,
-    /// libusb's timeout for OUT transfers: the last write's.
-    out_timeout_ms: AtomicU32,
 }
 
 /// The application side.
@@ -156,7 +155,6 @@ pub(crate) fn mailbox(
         settled: AtomicU64::new(0),
         accepted: AtomicU64::new(0),
         failed: AtomicBool::new(false),
-        out_timeout_ms: AtomicU32::new(1),
     });
     Ok((
         Client {
@@ -210,7 +208,8 @@ impl Client {
     /// # Errors
     /// [`WriteError::Earlier`] if the stream failed since the last call
     /// (nothing of `data` is queued then); [`WriteError::Now`] with
-    /// `TimedOut` if the queue stayed full, `Cancelled` once the loop stopped.
+    /// `TimedOut` if the queue stayed full (nothing queued), `Cancelled` once
+    /// the loop stopped or lost the device.
     pub(crate) fn write(&self, data: &[u8], timeout: Duration) -> Result<usize, WriteError> {
         if data.is_empty() {
             return Ok(0);
@@ -232,10 +231,6 @@ impl Client {
         if !matches!(room, Ok(Some(()))) {
             return Err(WriteError::Now(TransferError::TimedOut { transferred: 0 }));
         }
-        // Before the bytes: the loop reads it when it submits them.
-        shared
-            .out_timeout_ms
-            .store(libusb_timeout_ms(timeout), Ordering::Relaxed);
         let (taken, _) = rings.bytes.push_partial_slice(data);
         let n = taken.len();
         rings.queued += n as u64;
@@ -335,7 +330,6 @@ impl Client {
             seq,
             request,
             timeout_ms: libusb_timeout_ms(timeout),
-            after: rings.queued,
         };
         // Checked for room above, under the same lock.
         let _ = rings.commands.push(command);
@@ -402,16 +396,23 @@ impl Server {
 
     /// The loop is done: fail what is queued and wake any waiting caller.
     pub(crate) fn stop(&mut self) {
-        self.shared.stopped.store(true, Ordering::Release);
+        self.close();
         while self.commands.pop().is_ok() {}
+    }
+
+    /// The link is lost: from now on every call fails at once (before the
+    /// application hears of the loss, so a write after it never succeeds);
+    /// [`stop`](Self::stop) follows.
+    pub(crate) fn close(&mut self) {
+        self.shared.stopped.store(true, Ordering::Release);
         self.shared.to_app.ring_always();
     }
 
-    /// The next control request whose transfer is free and whose earlier
-    /// bytes have settled, if any. Commands whose caller gave up are
-    /// answered as cancelled and skipped, so nothing goes out that the
+    /// The next control request, if any, left queued until
+    /// [`pop_command`](Self::pop_command). Commands whose caller gave up
+    /// are answered as cancelled and skipped, so nothing goes out that the
     /// caller was told did not.
-    pub(crate) fn next_command(&mut self, control_idle: bool) -> Option<Command> {
+    pub(crate) fn peek_command(&mut self) -> Option<Command> {
         loop {
             let command = *self.commands.peek().ok()?;
             if command.seq <= self.shared.abandoned.load(Ordering::Acquire) {
@@ -419,12 +420,23 @@ impl Server {
                 self.reply(command.seq, Err(TransferError::Cancelled), &[]);
                 continue;
             }
-            if !control_idle || command.after > self.settled {
-                return None;
-            }
-            let _ = self.commands.pop();
             return Some(command);
         }
+    }
+
+    /// Takes the command [`peek_command`](Self::peek_command) returned.
+    pub(crate) fn pop_command(&mut self) {
+        let _ = self.commands.pop();
+    }
+
+    /// The next control request, taken, if the control transfer is free.
+    #[cfg(test)]
+    pub(crate) fn next_command(&mut self, control_idle: bool) -> Option<Command> {
+        let command = self.peek_command()?;
+        control_idle.then(|| {
+            self.pop_command();
+            command
+        })
     }
 
     /// Answers a control request.
@@ -447,11 +459,6 @@ impl Server {
         self.bytes.slots()
     }
 
-    /// libusb's timeout for the next OUT transfer.
-    pub(crate) fn out_timeout_ms(&self) -> u32 {
-        self.shared.out_timeout_ms.load(Ordering::Relaxed)
-    }
-
     /// Moves queued bytes into an OUT transfer's buffer; returns how many.
     pub(crate) fn take_bytes(&mut self, out: &mut [u8]) -> usize {
         let (filled, _) = self.bytes.pop_partial_slice(out);
@@ -469,7 +476,8 @@ impl Server {
         self.shared.failed.load(Ordering::Acquire)
     }
 
-    /// Drops every queued byte (the stream failed); they count as settled.
+    /// Drops every queued byte (the stream failed, or a purge); they count
+    /// as settled.
     pub(crate) fn drop_queued(&mut self) {
         let n = self.bytes.slots();
         if let Ok(chunk) = self.bytes.read_chunk(n) {

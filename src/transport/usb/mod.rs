@@ -64,8 +64,9 @@ const OUT_CAPACITY: usize = 4096;
 /// refills it (with one, every transfer left the FIFO empty for a round
 /// trip: 4 % of the line at 3 MBd in the timing rig).
 const OUT_TRANSFERS: usize = 2;
-/// The write queue: bytes written wait here for a free OUT transfer.
-const OUT_QUEUE: usize = OUT_CAPACITY * OUT_TRANSFERS;
+/// The write queue: bytes written wait here for a free OUT transfer. One
+/// transfer's worth: the writer refills it while a transfer is on the bus.
+const OUT_QUEUE: usize = OUT_CAPACITY;
 
 /// Opens the selected FTDI device, claims its interface and resets the chip.
 pub(crate) fn open(

@@ -42,7 +42,10 @@ fn two_transfers_stay_in_flight_and_the_bytes_go_out_in_order() {
     turn(&mut l);
     let fake = l.transfers();
     assert_eq!(fake.submitted_out, [0, 1], "both in flight");
-    assert_eq!(fake.outs[0].timeout_ms, 100);
+    assert_eq!(
+        fake.outs[0].timeout_ms, 0,
+        "none: flow control may hold them"
+    );
     // The queue is free again while both are on the bus: the next write
     // returns at once too.
     written += client.write(&data[written..], T).unwrap();
@@ -139,19 +142,59 @@ fn a_refused_submission_fails_the_stream_with_its_bytes() {
 }
 
 #[test]
-fn a_setting_after_a_write_waits_until_the_device_took_the_bytes() {
+fn a_setting_goes_out_while_written_bytes_are_held() {
     let (mut l, client) = event_loop();
     assert_eq!(client.write(b"abc", T), Ok(3));
-    let request = ControlRequest::reset(Interface::A);
+    // The request that releases flow control must not wait behind them.
+    let request = ControlRequest::modem_control(Interface::A, Some(true), None);
     let call = client.send_control(request, T).unwrap();
     turn(&mut l);
-    assert!(l.transfers().requests.is_empty(), "the bytes are in flight");
-    l.transfers().outs[0].finish(Ok(3));
-    turn(&mut l);
+    assert_eq!(l.transfers().outs[0].state, State::Pending);
     assert_eq!(l.transfers().requests, [request]);
     l.transfers().control.finish(Ok(0));
     turn(&mut l);
     assert_eq!(call.wait().map(|(n, _)| n), Ok(0));
+}
+
+#[test]
+fn a_purge_drops_queued_and_in_flight_bytes_and_goes_out_after_them() {
+    let (mut l, client) = event_loop();
+    let data = stream(3 * OUT_BUFFER);
+    assert_eq!(client.write(&data, T), Ok(2 * OUT_BUFFER));
+    turn(&mut l);
+    assert_eq!(client.write(&data[2 * OUT_BUFFER..], T), Ok(OUT_BUFFER));
+    l.transfers().cancel_is_ignored = true; // they come back later
+    let purge = ControlRequest::purge_tx(Interface::A);
+    let call = client.send_control(purge, T).unwrap();
+    turn(&mut l);
+    let fake = l.transfers();
+    assert_eq!(fake.out_cancels, [0, 1], "both in flight, once each");
+    assert!(fake.requests.is_empty(), "not before they are back");
+    // The first went through before the cancel landed; the second did not.
+    fake.outs[0].finish(Ok(OUT_BUFFER));
+    fake.outs[1].finish(Err(TransferError::Cancelled));
+    turn(&mut l);
+    assert_eq!(l.transfers().requests, [purge]);
+    assert_eq!(l.transfers().submitted_out, [0, 1], "the queue was dropped");
+    l.transfers().control.finish(Ok(0));
+    turn(&mut l);
+    assert_eq!(call.wait().map(|(n, _)| n), Ok(0));
+    assert_eq!(client.flush(NOW), Ok(()), "a purge is no failure");
+    assert_eq!(client.write(b"after", T), Ok(5));
+    turn(&mut l);
+    assert_eq!(l.transfers().outs[0].data, b"after");
+}
+
+#[test]
+fn a_lost_link_fails_writes_before_the_application_hears_of_it() {
+    let (mut l, client) = event_loop();
+    l.arm_in().unwrap();
+    l.transfers().fail_in(0, TransferError::NoDevice);
+    assert!(l.turn(Duration::ZERO, &mut |_| {}).is_err());
+    assert_eq!(
+        client.write(b"x", T),
+        Err(WriteError::Now(TransferError::Cancelled))
+    );
 }
 
 #[test]
