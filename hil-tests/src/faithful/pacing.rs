@@ -12,9 +12,13 @@
 //! Judged (within 2 % of the wire), all through ftdi-rt: an FT232R at
 //! 115200 Bd both ways; at 3 MBd, host to device on an FT232R and an
 //! FT2232H, and device to host on the FT2232H (high speed, 512-byte
-//! packets). Host to device at 3 MBd needs the driver to keep two bulk-OUT
-//! transfers in flight: with one, the TX FIFO ran empty for a round trip
-//! after every transfer (4 % slow).
+//! packets). The host side (application, ftdi-rt's reader, vhci's
+//! kthreads) runs above the device server here, for the reason
+//! `APP_PRIORITY` gives: below it, every 4 KiB write came back only once
+//! the line had sent it and the line idled ~0.6 ms after each (4 % slow,
+//! whatever the driver queued). ftdi-rt keeps two bulk-OUT transfers in
+//! flight and a queue behind them, so writes return at once and the TX FIFO
+//! is refilled while the previous transfer completes.
 //!
 //! Measured and reported, not judged: an FT232R device to host at 3 MBd.
 //! Its 64-byte packets need ~4800 URB round trips a second into ftdi-rt,
@@ -60,6 +64,14 @@ const PIECE: usize = 4096;
 /// Why an FT232R's device-to-host rate at 3 MBd is not judged here.
 const RIG_LIMIT: &str = "not judged: the guest's one TCG vCPU completes ~2100 single-packet \
     URBs/s, an FT232R at 3 MBd needs ~4800 (64-byte packets); a rig limit, not the driver's";
+/// How long after the trigger the far end's burst starts. Scheduling it
+/// queues one arrival per byte (150 000 at 3 MBd), which takes the device
+/// server ~10 ms of guest CPU; starting the burst at once put the model that
+/// far behind the wall clock at its first byte, so the chip ran a burst's
+/// first ~4 KiB before the host's IN transfers could be resubmitted, and an
+/// FT2232H overran ~5 KiB in. The rate is measured first chunk to last, so
+/// the lead only keeps that set-up out of the stream.
+const BURST_LEAD: Duration = Duration::from_millis(50);
 /// The byte that makes the far end send its burst (never in the TX data).
 const TRIGGER: u8 = 0xFF;
 
@@ -95,7 +107,7 @@ impl Device for Streamer {
     fn on_byte(&mut self, byte: WireByte, line: &mut Line<'_>) {
         if byte.byte == TRIGGER {
             let burst = self.burst.lock().unwrap_or_else(|p| p.into_inner());
-            line.send_at(byte.end, &burst);
+            line.send_at(byte.end.add(BURST_LEAD), &burst);
             return;
         }
         let mut log = self.tx.lock().unwrap_or_else(|p| p.into_inner());
@@ -328,7 +340,15 @@ fn measure(
                 dev.describe()
             ));
         }
-        Err(e) => failed.push(format!("{chip} at {baud} Bd to host: {e}")),
+        Err(e) => {
+            let overruns = port.stats().line_errors.overrun;
+            ctx.log(&format!(
+                "{chip} at {baud} Bd to host through ftdi-rt failed: {e}; {overruns} overrun(s) \
+                 counted; {}",
+                dev.describe()
+            ));
+            failed.push(format!("{chip} at {baud} Bd to host: {e}"));
+        }
     }
     Ok(())
 }
