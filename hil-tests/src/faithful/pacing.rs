@@ -21,12 +21,14 @@
 //! is refilled while the previous transfer completes.
 //!
 //! Measured and reported, not judged: an FT232R device to host at 3 MBd.
-//! Its 64-byte packets need ~4800 URB round trips a second into ftdi-rt,
-//! and the guest, one vCPU under TCG (~500 MIPS of guest time under
-//! `-icount shift=1`) that also runs the chip model byte event by byte
-//! event and the USB/IP server, manages about 2100: the chip's RX FIFO
-//! overruns (flagged OE and counted). That is the rig's CPU, not the
-//! driver's pacing, and not comparable to silicon.
+//! Its 64-byte packets need ~4800 single-packet URB round trips a second
+//! through vhci into ftdi-rt, on the guest's one TCG vCPU (~500 MIPS of
+//! guest time under `-icount shift=1`) that also runs the chip model byte
+//! event by byte event and the USB/IP server. With the host side below the
+//! server the guest managed ~2100 a second and the chip's RX FIFO overran
+//! (flagged OE and counted); above it, one run made the wire rate. That is
+//! the rig's CPU at its edge, not the driver's pacing, and not comparable
+//! to silicon: reported until it has held over repeated runs.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -62,8 +64,9 @@ const VHCI_PRIORITY: u8 = SERVER_PRIORITY + 6;
 /// Bytes per host write: an application streaming in 4 KiB writes.
 const PIECE: usize = 4096;
 /// Why an FT232R's device-to-host rate at 3 MBd is not judged here.
-const RIG_LIMIT: &str = "not judged: the guest's one TCG vCPU completes ~2100 single-packet \
-    URBs/s, an FT232R at 3 MBd needs ~4800 (64-byte packets); a rig limit, not the driver's";
+const RIG_LIMIT: &str = "not judged: an FT232R at 3 MBd needs ~4800 single-packet (64-byte) \
+    URBs/s through vhci, the edge of what the guest's one TCG vCPU serves beside the chip model \
+    (~2100/s with the host side below the device server); a rig limit, not the driver's";
 /// How long after the trigger the far end's burst starts. Scheduling it
 /// queues one arrival per byte (150 000 at 3 MBd), which takes the device
 /// server ~10 ms of guest CPU; starting the burst at once put the model that
