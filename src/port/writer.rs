@@ -78,7 +78,9 @@ impl Writer {
     /// device as long as flow control holds them. Settings go to the chip at
     /// once, ahead of bytes still queued: flush first when a setting must
     /// follow the bytes written before it; [`purge_tx`](Writer::purge_tx)
-    /// drops the queued bytes too. On a kernel tty the
+    /// drops the queued bytes too. Closing the port sends what is queued
+    /// first, waiting at most 2 s (as a tty's close waits for its buffer).
+    /// On a kernel tty the
     /// bytes go into the tty's buffer, as with `write(2)`; on the simulated
     /// chip they are in its TX FIFO when this returns.
     ///
@@ -129,7 +131,10 @@ impl Writer {
     }
 
     /// Waits, up to the port's write timeout, until the device has taken
-    /// every byte written, and reports a failure of any of them.
+    /// every byte written, and reports a failure of any of them (USB). On
+    /// the simulated chip writes are already in its TX FIFO, and on a kernel
+    /// tty in the tty's buffer (as after `write(2)`; this does not
+    /// `tcdrain`): there is nothing to wait for.
     ///
     /// # Errors
     /// [`Error::TimedOut`] if the device did not take them in time; a failed

@@ -517,14 +517,17 @@ impl<T: Transfers> EventLoop<T> {
         }
     }
 
-    /// Cancels what is in flight, waits (at most [`DRAIN_LIMIT`]) until libusb
-    /// gave every transfer back, answers a command cut short and stops the
-    /// mailbox. Idempotent; also run on drop.
+    /// Sends what was written before the close (while the link holds, for at
+    /// most [`DRAIN_LIMIT`], as a tty's close waits for its buffer), then
+    /// cancels what is in flight, waits (at most [`DRAIN_LIMIT`] again) until
+    /// libusb gave every transfer back, answers a command cut short and
+    /// stops the mailbox. Idempotent; also run on drop.
     pub(crate) fn shutdown(&mut self) {
         if self.shut_down {
             return;
         }
         self.shut_down = true;
+        self.drain_writes();
         self.transfers.cancel_all();
         let end = self.transfers.now() + DRAIN_LIMIT;
         while self.transfers.any_pending() && self.transfers.now() < end {
@@ -536,6 +539,29 @@ impl<T: Transfers> EventLoop<T> {
         self.reap_commands();
         self.order.clear();
         self.mailbox.stop();
+    }
+}
+
+impl<T: Transfers> EventLoop<T> {
+    /// Lets the written bytes go out before a close: turns the OUT stream
+    /// (and nothing else) until it is empty, fails, the device goes, or
+    /// [`DRAIN_LIMIT`] passes (flow control may hold it for ever).
+    fn drain_writes(&mut self) {
+        let end = self.transfers.now() + DRAIN_LIMIT;
+        while self.lost.is_none()
+            && !self.mailbox.stream_failed()
+            && (self.mailbox.queued_bytes() > 0 || !self.out_order.is_empty())
+            && self.transfers.now() < end
+        {
+            self.serve_out();
+            match self.transfers.poll(DRAIN_POLL) {
+                Ok(Polled { device_gone: true }) => return,
+                Ok(_) => {}
+                Err(_) => self.transfers.back_off(DRAIN_POLL),
+            }
+            let _ = self.transfers.handle_events();
+            self.reap_commands();
+        }
     }
 }
 

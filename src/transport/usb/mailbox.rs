@@ -24,7 +24,8 @@
 //! none, so flow control may hold them as long as it likes. The stream's
 //! progress is two counters the loop publishes: bytes *settled* (taken by
 //! the device, or dropped) and bytes *accepted* (taken by the device).
-//! [`Client::flush`] waits until every queued byte has settled.
+//! [`Client::flush`] waits until every queued byte has settled; closing
+//! the port lets the queue go out first (bounded: see the loop's shutdown).
 //!
 //! A failed OUT transfer (STALL, unplug, a bus error) *fails the stream*:
 //! the loop cancels the OUT transfers behind it and drops every byte queued

@@ -10,7 +10,7 @@ use crate::doorbell::Doorbell;
 use crate::error::TransferError;
 use crate::proto::{ControlRequest, Interface};
 use crate::transport::ftdi::WriteError;
-use crate::transport::usb::event_loop::{EventLoop, Transfers};
+use crate::transport::usb::event_loop::{DRAIN_LIMIT, EventLoop, Transfers};
 use crate::transport::usb::mailbox::{Client, mailbox};
 
 const T: Duration = Duration::from_millis(100);
@@ -205,4 +205,30 @@ fn shutdown_settles_what_was_in_flight_and_a_flush_then_fails() {
     l.shutdown();
     assert!(!l.transfers().any_pending());
     assert!(client.flush(NOW).is_err(), "the bytes never went out");
+}
+
+#[test]
+fn a_close_sends_what_was_written_before_it() {
+    let (mut l, client) = event_loop();
+    l.transfers().auto_out = Some(Ok(0)); // the device takes each at once
+    assert_eq!(client.write(b"last words", T), Ok(10));
+    // Closed before the loop ever turned with the bytes queued.
+    l.shutdown();
+    assert_eq!(l.transfers().outs[0].data, b"last words");
+    assert_eq!(client.flush(NOW), Ok(()), "every byte settled, none lost");
+}
+
+#[test]
+fn a_close_waits_for_held_bytes_at_most_the_drain_limit() {
+    let (mut l, client) = event_loop();
+    assert_eq!(client.write(b"held", T), Ok(4));
+    turn(&mut l);
+    let start = l.transfers().now;
+    l.shutdown();
+    let waited = l.transfers().now.saturating_since(start);
+    assert!(
+        (DRAIN_LIMIT..DRAIN_LIMIT + Duration::from_millis(20)).contains(&waited),
+        "{waited:?} of virtual time"
+    );
+    assert!(!l.transfers().any_pending(), "then cancelled");
 }
