@@ -67,13 +67,14 @@ const PIECE: usize = 4096;
 const RIG_LIMIT: &str = "not judged: an FT232R at 3 MBd needs ~4800 single-packet (64-byte) \
     URBs/s through vhci, the edge of what the guest's one TCG vCPU serves beside the chip model \
     (~2100/s with the host side below the device server); a rig limit, not the driver's";
-/// How long after the trigger the far end's burst starts. Scheduling it
-/// queues one arrival per byte (150 000 at 3 MBd), which takes the device
-/// server ~10 ms of guest CPU; starting the burst at once put the model that
-/// far behind the wall clock at its first byte, so the chip ran a burst's
-/// first ~4 KiB before the host's IN transfers could be resubmitted, and an
-/// FT2232H overran ~5 KiB in. The rate is measured first chunk to last, so
-/// the lead only keeps that set-up out of the stream.
+/// How long after the trigger the far end's burst starts. Measured: with
+/// the burst starting at the trigger, an FT2232H at 3 MBd overran ~5 KiB
+/// into it; starting 50 ms later, it made the wire rate. The likely reason
+/// (not measured apart): scheduling the burst queues one arrival per byte
+/// (150 000 at 3 MBd) on the device server, which then starts the burst
+/// behind the wall clock, and the chip runs its first KiB before the
+/// host's IN transfers can be resubmitted. The rate is measured first chunk
+/// to last, so the lead only keeps that set-up out of the stream.
 const BURST_LEAD: Duration = Duration::from_millis(50);
 /// The byte that makes the far end send its burst (never in the TX data).
 const TRIGGER: u8 = 0xFF;
