@@ -258,9 +258,9 @@ fn run(opts: &Options, stop: &AtomicBool) -> Result<(), String> {
     dev.unplug().map_err(|e| e.to_string())?;
     println!(
         "unplugged; device server lateness over {} timeouts: p99 {} µs, max {} µs",
-        late.len(),
-        late.value_at_quantile(0.99) / 1000,
-        late.max() / 1000
+        late.count,
+        late.p99.as_micros(),
+        late.max.as_micros()
     );
     Ok(())
 }

@@ -235,6 +235,7 @@ impl<F: UsbFunction + Send + 'static> VirtualDevice<F> {
             .kthreads()
             .iter()
             .map(|k| match &k.outcome {
+                Ok(0) => format!("{} {} OTHER", k.name, k.pid),
                 Ok(p) => format!("{} {} FIFO {p}", k.name, k.pid),
                 Err(e) => format!("{} {} refused: {e}", k.name, k.pid),
             })
@@ -247,10 +248,35 @@ impl<F: UsbFunction + Send + 'static> VirtualDevice<F> {
             self.ttys,
             self.dev.server_realtime(),
             kthreads.join(", "),
-            late.len(),
-            late.value_at_quantile(0.99) / 1000,
-            late.max() / 1000
+            late.count,
+            late.p99.as_micros(),
+            late.max.as_micros()
         )
+    }
+
+    /// Sets this device's vhci kthreads as `setting` says; returns what was
+    /// set, e.g. `vhci_rx 103 SCHED_FIFO 50, vhci_tx 105 SCHED_FIFO 50`.
+    ///
+    /// # Errors
+    /// The device is not attached, or a thread refused the setting.
+    pub fn set_vhci(&mut self, setting: VhciThreads) -> Result<String, String> {
+        let priority = match setting {
+            VhciThreads::Fifo(p) => Some(p),
+            VhciThreads::Other => None,
+        };
+        let got = self
+            .dev
+            .set_kthread_priority(priority)
+            .map_err(|e| e.to_string())?;
+        let mut done = Vec::new();
+        for k in got {
+            match &k.outcome {
+                Ok(0) => done.push(format!("{} {} SCHED_OTHER", k.name, k.pid)),
+                Ok(p) => done.push(format!("{} {} SCHED_FIFO {p}", k.name, k.pid)),
+                Err(e) => return Err(format!("{} {}: {e}", k.name, k.pid)),
+            }
+        }
+        Ok(done.join(", "))
     }
 }
 

@@ -67,8 +67,8 @@ macro_rules! writing_io {
             }
 
             fn flush(&mut self) -> io::Result<()> {
-                // Writes complete when the device has accepted the bytes.
-                Ok(())
+                // Waits until the device has taken the bytes written behind.
+                Ok(Writer::flush(&self.writer)?)
             }
         }
     };
@@ -83,6 +83,6 @@ impl io::Write for &Writer {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        Ok(Writer::flush(self)?)
     }
 }

@@ -48,6 +48,11 @@ impl Port {
         }
         self.writer
             .write_all_within(data, until.remaining(Timestamp::now()))?;
+        // On USB a write returns once its bytes are queued (written behind):
+        // watch the status stream only from when the chip has them, so a
+        // transmitter-empty report from before cannot pass for the drain.
+        self.writer
+            .flush_within(until.remaining(Timestamp::now()))?;
         let counters = self.writer.counters();
         let char_time = Duration::from_nanos(counters.char_time_ns.load(Ordering::Relaxed));
         let watch = DrainWatch::new(submitted, data.len(), char_time, counters.flight.next_seq());

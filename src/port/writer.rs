@@ -96,9 +96,27 @@ impl Writer {
 
     /// Writes all of `data`, waiting up to the port's write timeout.
     ///
+    /// On a USB port writes are written behind: this returns once the bytes
+    /// are queued for the device (two bulk-OUT transfers in flight and a
+    /// queue behind them, so back-to-back writes keep the line busy), and
+    /// waits only while that queue is full. [`flush`](Writer::flush) waits
+    /// until the device has taken them. A transfer that fails later is
+    /// reported by the next write or flush. Queued bytes wait for the
+    /// device as long as flow control holds them. Settings go to the chip at
+    /// once, ahead of bytes still queued: flush first when a setting must
+    /// follow the bytes written before it; [`purge_tx`](Writer::purge_tx)
+    /// drops the queued bytes too. Closing the port sends what is queued
+    /// first, waiting at most 2 s (as a tty's close waits for its buffer).
+    /// On a kernel tty the
+    /// bytes go into the tty's buffer, as with `write(2)`; on the simulated
+    /// chip they are in its TX FIFO when this returns.
+    ///
     /// # Errors
-    /// [`Error::TimedOut`] if the device did not take everything in time
-    /// (flow control holding it, a stalled device), [`Error::Disconnected`].
+    /// [`Error::TimedOut`] if the bytes did not fit in time (flow control
+    /// holding the device, a stalled device), [`Error::Disconnected`]. A
+    /// failure of bytes an earlier call queued names itself (operation
+    /// `"earlier write ..."`; an unplug is `Disconnected`); nothing of
+    /// `data` was written then.
     pub fn write_all(&self, data: &[u8]) -> Result<()> {
         self.write_all_within(data, self.write_timeout)
     }
@@ -124,8 +142,9 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes what the device accepts of `data` within the write timeout;
-    /// returns how much that was (at least one byte).
+    /// Writes what the device (or on USB, the write queue) accepts of
+    /// `data` within the write timeout; returns how much that was (at least
+    /// one byte). See [`write_all`](Writer::write_all).
     ///
     /// # Errors
     /// As [`write_all`](Writer::write_all) when nothing could be written.
@@ -136,6 +155,24 @@ impl Writer {
         let n = self.outbound.write(data, self.write_timeout)?;
         self.counters.bytes_written.add(n as u64);
         Ok(n)
+    }
+
+    /// Waits, up to the port's write timeout, until the device has taken
+    /// every byte written, and reports a failure of any of them (USB). On
+    /// the simulated chip writes are already in its TX FIFO, and on a kernel
+    /// tty in the tty's buffer (as after `write(2)`; this does not
+    /// `tcdrain`): there is nothing to wait for.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`] if the device did not take them in time; a failed
+    /// transfer as in [`write_all`](Writer::write_all).
+    pub fn flush(&self) -> Result<()> {
+        self.outbound.flush(self.write_timeout)
+    }
+
+    /// [`flush`](Writer::flush) with its own time limit (a caller's deadline).
+    pub(crate) fn flush_within(&self, timeout: Duration) -> Result<()> {
+        self.outbound.flush(timeout)
     }
 
     /// Sets the baud rate; returns the rate the device actually runs at.

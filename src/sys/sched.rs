@@ -107,16 +107,21 @@ pub(crate) const CAP_IPC_LOCK: u32 = 14;
 // --- scheduling of other threads (the USB/IP front end) ---
 
 /// Puts thread `pid` (any thread, e.g. a kernel thread found in /proc)
-/// under `SCHED_FIFO` at `priority`. Needs CAP_SYS_NICE.
+/// under `SCHED_FIFO` at `priority`, or `SCHED_OTHER` for `None` (its nice
+/// value unchanged). Needs CAP_SYS_NICE.
 #[cfg(feature = "usbip")]
-pub(crate) fn set_fifo_priority_of(pid: libc::pid_t, priority: u8) -> io::Result<()> {
+pub(crate) fn set_scheduler_of(pid: libc::pid_t, priority: Option<u8>) -> io::Result<()> {
+    let (policy, priority) = match priority {
+        Some(p) => (libc::SCHED_FIFO, libc::c_int::from(p)),
+        None => (libc::SCHED_OTHER, 0),
+    };
     let param = libc::sched_param {
-        sched_priority: libc::c_int::from(priority),
+        sched_priority: priority,
     };
     syscall!(
         // SAFETY: `param` is a valid sched_param that lives across the call; the
         // kernel checks the pid and the priority and reports errors through errno.
-        unsafe { libc::sched_setscheduler(pid, libc::SCHED_FIFO, &param) }
+        unsafe { libc::sched_setscheduler(pid, policy, &param) }
     )
     .map(drop)
 }

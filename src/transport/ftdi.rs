@@ -22,14 +22,74 @@ pub(crate) trait ControlPipe: Send + Sync + 'static {
         timeout: Duration,
     ) -> Result<usize, TransferError>;
 
-    /// Writes `data` to the bulk-OUT endpoint; returns the bytes accepted.
-    /// A timeout after partial progress is [`TransferError::TimedOut`] with
-    /// the bytes that went through.
-    fn bulk_out(&self, data: &[u8], timeout: Duration) -> Result<usize, TransferError>;
+    /// Writes `data` to the bulk-OUT endpoint; returns the bytes taken: by
+    /// the device (simulated chip), or into the write-behind queue (libusb,
+    /// see [`flush`](Self::flush)). A timeout after partial progress is
+    /// [`TransferError::TimedOut`] with the bytes that went through.
+    fn bulk_out(&self, data: &[u8], timeout: Duration) -> Result<usize, WriteError>;
+
+    /// Waits until the device has taken every byte written. A pipe whose
+    /// writes complete on the device has nothing to wait for.
+    fn flush(&self, _timeout: Duration) -> Result<(), WriteError> {
+        Ok(())
+    }
 
     /// What the pipe is connected to (before the FTDI layer adds its part).
     fn info(&self) -> TransportInfo;
 }
+
+/// How a write or flush failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WriteError {
+    /// This call's own transfer failed (nothing, or `TimedOut`'s
+    /// `transferred` bytes, of its data went out).
+    Now(TransferError),
+    /// A transfer of bytes that an earlier call queued failed (a
+    /// write-behind pipe): `lost` bytes queued before this call never
+    /// reached the device, and nothing of this call's data was queued.
+    Earlier {
+        /// How that transfer failed.
+        error: TransferError,
+        /// Bytes queued, and reported written, that the device did not take.
+        lost: u64,
+    },
+}
+
+impl From<TransferError> for WriteError {
+    fn from(error: TransferError) -> WriteError {
+        WriteError::Now(error)
+    }
+}
+
+impl WriteError {
+    /// The crate error; a failure of earlier bytes is named so
+    /// (`operation: "earlier write"`), its lost bytes logged.
+    fn into_error(self, timeout: Duration) -> Error {
+        match self {
+            WriteError::Now(e) => e.into_error(Operation::Write, timeout),
+            WriteError::Earlier { error, lost } => {
+                log::warn!(
+                    "a bulk-OUT transfer failed ({error}): {lost} byte(s) queued by earlier \
+                     writes did not reach the device"
+                );
+                match error {
+                    TransferError::NoDevice | TransferError::Cancelled => Error::Disconnected,
+                    TransferError::TimedOut { .. } => Error::TimedOut {
+                        operation: EARLIER_WRITE,
+                        after: timeout,
+                    },
+                    source => Error::Transfer {
+                        operation: EARLIER_WRITE,
+                        source,
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// How an error of bytes queued by an earlier write names its operation.
+pub(crate) const EARLIER_WRITE: &str = "earlier write (bytes queued before this call)";
 
 /// Line settings the chip cannot report back but SET_DATA must repeat
 /// (break is a bit of the same request).
@@ -94,9 +154,15 @@ impl<P: ControlPipe> Outbound for FtdiOutbound<P> {
         match self.pipe.bulk_out(data, timeout) {
             Ok(n) => Ok(n),
             // Partial progress is a short write, not an error.
-            Err(TransferError::TimedOut { transferred }) if transferred > 0 => Ok(transferred),
-            Err(e) => Err(e.into_error(Operation::Write, timeout)),
+            Err(WriteError::Now(TransferError::TimedOut { transferred })) if transferred > 0 => {
+                Ok(transferred)
+            }
+            Err(e) => Err(e.into_error(timeout)),
         }
+    }
+
+    fn flush(&self, timeout: Duration) -> Result<()> {
+        self.pipe.flush(timeout).map_err(|e| e.into_error(timeout))
     }
 
     fn apply(&self, setting: Setting) -> Result<Applied> {
@@ -198,8 +264,8 @@ mod tests {
             Err(self.0)
         }
 
-        fn bulk_out(&self, _: &[u8], _: Duration) -> Result<usize, TransferError> {
-            Err(self.0)
+        fn bulk_out(&self, _: &[u8], _: Duration) -> Result<usize, WriteError> {
+            Err(WriteError::Now(self.0))
         }
 
         fn info(&self) -> TransportInfo {

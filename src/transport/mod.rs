@@ -174,9 +174,19 @@ pub(crate) enum Applied {
 
 /// The application-side half of a transport.
 pub(crate) trait Outbound: Send + Sync + 'static {
-    /// Writes all of `data` or fails; returns the bytes accepted by the device
-    /// before a timeout as part of the error-free count.
+    /// Writes what it can of `data` within `timeout`: returns the bytes taken
+    /// (by the device, or on libusb into the write-behind queue that
+    /// [`flush`](Self::flush) waits for); bytes taken before a timeout are a
+    /// short write, not an error.
     fn write(&self, data: &[u8], timeout: Duration) -> Result<usize>;
+
+    /// Waits up to `timeout` until the device has taken every byte written,
+    /// and reports a failure of bytes earlier writes queued. Transports whose
+    /// writes complete on the device (the simulated chip) or in the kernel's
+    /// buffer (a tty) have nothing to wait for.
+    fn flush(&self, _timeout: Duration) -> Result<()> {
+        Ok(())
+    }
 
     /// Applies one setting.
     fn apply(&self, setting: Setting) -> Result<Applied>;

@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::ftdi::{ControlPipe, FtdiOutbound};
+use super::ftdi::{ControlPipe, FtdiOutbound, WriteError};
 use super::{Completion, Framing, Inbound, LinkLost, OpenOptions, Parts};
 use crate::doorbell::Doorbell;
 use crate::error::{Error, Result, TransferError};
@@ -158,8 +158,8 @@ impl ControlPipe for SimPipe {
         self.host.control(request, data, timeout)
     }
 
-    fn bulk_out(&self, data: &[u8], timeout: Duration) -> Result<usize, TransferError> {
-        self.host.bulk_out(data, timeout)
+    fn bulk_out(&self, data: &[u8], timeout: Duration) -> Result<usize, WriteError> {
+        Ok(self.host.bulk_out(data, timeout)?)
     }
 
     fn info(&self) -> TransportInfo {

@@ -15,7 +15,7 @@ use super::server::{Control, DetachReason, Server, Shared};
 use super::vhci;
 use crate::realtime::{self, Pinning, RealtimeConfig, RealtimePolicy, RealtimeStatus, RtThread};
 use crate::sim::usb::UsbFunction;
-use crate::stats::new_latency_histogram;
+use crate::stats::{LatencySummary, new_latency_histogram};
 use crate::sys;
 use crate::time::Timestamp;
 
@@ -73,14 +73,15 @@ impl AttachOptions {
     }
 }
 
-/// What raising one vhci kernel thread's priority did.
+/// What setting one vhci kernel thread's scheduling did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KthreadPriority {
     /// `vhci_rx` or `vhci_tx`.
     pub name: &'static str,
     /// Its pid.
     pub pid: i32,
-    /// `Ok(priority)` once set, or what the kernel said.
+    /// `Ok(priority)` once set and read back: a `SCHED_FIFO` priority, or 0
+    /// for `SCHED_OTHER` (the kernel's own convention); or what the kernel said.
     pub outcome: Result<u8, String>,
 }
 
@@ -130,6 +131,8 @@ pub struct AttachedDevice<F: UsbFunction + Send + 'static> {
     last_port: Option<u32>,
     detached: Option<DetachReason>,
     server_realtime: RealtimeStatus,
+    /// This device's vhci kernel threads (found at attach), by name.
+    kthread_pids: Vec<(&'static str, i32)>,
     kthreads: Vec<KthreadPriority>,
     lateness: Histogram<u64>,
 }
@@ -161,6 +164,7 @@ impl<F: UsbFunction + Send + 'static> AttachedDevice<F> {
             last_port: None,
             detached: None,
             server_realtime: RealtimeStatus::default(),
+            kthread_pids: Vec::new(),
             kthreads: Vec::new(),
             lateness: new_latency_histogram(),
         };
@@ -278,19 +282,61 @@ impl<F: UsbFunction + Send + 'static> AttachedDevice<F> {
             },
             ..running
         });
-        self.kthreads.clear();
-        if let Some(priority) = self.options.kthread_priority {
-            for (name, before) in [("vhci_rx", before_rx), ("vhci_tx", before_tx)] {
-                for pid in vhci::kernel_threads(name) {
-                    if before.contains(&pid) {
-                        continue;
-                    }
-                    let outcome = raise_kthread(pid, priority);
-                    self.kthreads.push(KthreadPriority { name, pid, outcome });
+        self.kthread_pids.clear();
+        for (name, before) in [("vhci_rx", before_rx), ("vhci_tx", before_tx)] {
+            for pid in vhci::kernel_threads(name) {
+                if !before.contains(&pid) {
+                    self.kthread_pids.push((name, pid));
                 }
             }
         }
+        self.kthreads.clear();
+        if let Some(priority) = self.options.kthread_priority {
+            self.schedule_kthreads(Some(priority));
+        }
         Ok(())
+    }
+
+    /// Sets the scheduling of this device's vhci-hcd kernel threads
+    /// (`vhci_rx`, `vhci_tx`: vhci starts a pair per attached device):
+    /// `Some(priority)` puts them under `SCHED_FIFO` at that priority, `None`
+    /// back under `SCHED_OTHER`. The setting also holds for later
+    /// [`replug`](Self::replug)s. Returns what each thread got, read back
+    /// from the kernel (as [`kthreads`](Self::kthreads) does from now on); a
+    /// thread that refused says why in its outcome.
+    ///
+    /// # Errors
+    /// [`UsbipError::NotAttached`] while unplugged, or if the kernel started
+    /// no kernel thread for this device.
+    pub fn set_kthread_priority(
+        &mut self,
+        priority: Option<u8>,
+    ) -> Result<&[KthreadPriority], UsbipError> {
+        if self.port().is_none() {
+            return Err(UsbipError::NotAttached(
+                "the vhci kernel threads exist only while attached".into(),
+            ));
+        }
+        if self.kthread_pids.is_empty() {
+            return Err(UsbipError::NotAttached(
+                "no vhci_rx/vhci_tx kernel thread appeared when the device was attached".into(),
+            ));
+        }
+        self.options.kthread_priority = priority;
+        self.schedule_kthreads(priority);
+        Ok(&self.kthreads)
+    }
+
+    fn schedule_kthreads(&mut self, priority: Option<u8>) {
+        self.kthreads = self
+            .kthread_pids
+            .iter()
+            .map(|&(name, pid)| KthreadPriority {
+                name,
+                pid,
+                outcome: schedule_kthread(pid, priority),
+            })
+            .collect();
     }
 
     /// The vhci-hcd port the device is attached to (`None` when unplugged).
@@ -412,17 +458,17 @@ impl<F: UsbFunction + Send + 'static> AttachedDevice<F> {
         }
     }
 
-    /// How late the server ran the function's timeouts (ns), accumulated
-    /// over every attachment: the stand-in for silicon is never late on a
-    /// chip, so this says how far the simulation lagged its own model.
-    pub fn lateness(&self) -> Histogram<u64> {
+    /// How late the server ran the function's timeouts, accumulated over
+    /// every attachment: the stand-in for silicon is never late on a chip,
+    /// so this says how far the simulation lagged its own model.
+    pub fn lateness(&self) -> LatencySummary {
         let mut h = self.lateness.clone();
         if let Some(r) = &self.running
             && let Ok(live) = r.shared.lateness.lock()
         {
             let _ = h.add(&*live);
         }
-        h
+        LatencySummary::from_histogram(&h)
     }
 
     /// What realtime setup the server thread got.
@@ -430,7 +476,8 @@ impl<F: UsbFunction + Send + 'static> AttachedDevice<F> {
         &self.server_realtime
     }
 
-    /// What raising vhci's kernel threads did (empty when not asked).
+    /// What setting vhci's kernel threads' scheduling did, at attach (empty
+    /// when not asked) or by [`set_kthread_priority`](Self::set_kthread_priority).
     pub fn kthreads(&self) -> &[KthreadPriority] {
         &self.kthreads
     }
@@ -510,11 +557,16 @@ impl<F: UsbFunction + Send + 'static> AttachedDevice<F> {
     }
 }
 
-/// Puts a kernel thread under `SCHED_FIFO` `priority` and checks it took.
-fn raise_kthread(pid: i32, priority: u8) -> Result<u8, String> {
-    sys::sched::set_fifo_priority_of(pid, priority).map_err(|e| e.to_string())?;
+/// Puts a kernel thread under `SCHED_FIFO` `priority` (`None`:
+/// `SCHED_OTHER`, priority 0) and checks it took.
+fn schedule_kthread(pid: i32, priority: Option<u8>) -> Result<u8, String> {
+    sys::sched::set_scheduler_of(pid, priority).map_err(|e| e.to_string())?;
+    let want = match priority {
+        Some(p) => (libc::SCHED_FIFO, libc::c_int::from(p)),
+        None => (libc::SCHED_OTHER, 0),
+    };
     match sys::sched::scheduler_of(pid) {
-        Ok((libc::SCHED_FIFO, p)) if p == libc::c_int::from(priority) => Ok(priority),
+        Ok(got) if got == want => Ok(priority.unwrap_or(0)),
         Ok((policy, p)) => Err(format!("policy {policy} priority {p} after setting it")),
         Err(e) => Err(format!("reading it back: {e}")),
     }

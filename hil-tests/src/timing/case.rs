@@ -22,7 +22,7 @@ pub fn timing(ctx: &mut Ctx) -> Outcome {
     let run = |ctx: &mut Ctx| -> Result<String, String> {
         let spec = MatrixSpec::from_ctx(ctx)?;
         let delay = Duration::from_micros(ctx.param("timing.device_delay_us", 200u64));
-        let dev = attach_ft232r(ctx, Frobnicator::new(delay))?;
+        let mut dev = attach_ft232r(ctx, Frobnicator::new(delay))?;
         ctx.log(&dev.describe());
         let device = Device {
             tty: dev.tty()?.into(),
@@ -30,15 +30,15 @@ pub fn timing(ctx: &mut Ctx) -> Outcome {
             usb_id: (ftdi_rt::FTDI_VID, 0x6001),
             libftdi_loop: LIBFTDI_LOOP.into(),
         };
-        let result = matrix::run(ctx, &device, &spec);
+        let result = matrix::run(ctx, &device, &spec, &mut |vhci| dev.set_vhci(vhci));
         // The chip's stand-in must not have been what was late.
         let late = dev.device().lateness();
         ctx.metric(
             "timing-server-lateness",
             &[
-                ("n", late.len().to_string()),
-                ("p99_us", (late.value_at_quantile(0.99) / 1000).to_string()),
-                ("max_us", (late.max() / 1000).to_string()),
+                ("n", late.count.to_string()),
+                ("p99_us", late.p99.as_micros().to_string()),
+                ("max_us", late.max.as_micros().to_string()),
             ],
         );
         result

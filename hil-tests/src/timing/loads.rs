@@ -329,9 +329,26 @@ fn normal_priority() -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::sched::{TaskSched, parse_stat};
     use super::*;
     use crate::guest::wait_until;
+
+    /// A thread's policy (`SCHED_FIFO` is 1) and realtime priority.
+    #[derive(Debug, PartialEq, Eq)]
+    struct TaskSched {
+        policy: u32,
+        rt_priority: u32,
+    }
+
+    /// Fields 41 (policy) and 40 (rt_priority) of a `/proc/.../stat` line,
+    /// counted after the `)` that ends the command name.
+    fn parse_stat(stat: &str) -> Option<TaskSched> {
+        let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+        // The fields start at field 3 (state): field k is fields[k - 3].
+        Some(TaskSched {
+            rt_priority: fields.get(40 - 3)?.parse().ok()?,
+            policy: fields.get(41 - 3)?.parse().ok()?,
+        })
+    }
 
     /// The scheduling of this process's threads named `name`.
     fn threads_named(name: &str) -> Vec<TaskSched> {

@@ -25,8 +25,10 @@ use super::contenders::{self, Device, LoopSpec};
 use super::loads::{LoadParams, RunningLoad};
 use super::recorder::HIST_BIN_US;
 use super::row::{Contender, Kernel, Load, RowKey, TimingPlan, TimingRow, Vhci, parse_list};
-use super::sched::{apply_vhci, apply_vhci_priority};
 use crate::guest::{Ctx, emit};
+
+/// The priority the `fifo50` rows give the vhci kthreads.
+pub const VHCI_FIFO_PRIORITY: u8 = 50;
 use crate::vdev::VhciThreads;
 
 /// What the matrix runs.
@@ -113,9 +115,15 @@ impl MatrixSpec {
 
 /// Runs the matrix on `device`; prints the plan, then the rows. Returns a
 /// summary, or the failures (a row that could not run, a wrong reply) after
-/// running the rest. The vhci kthreads are left as the run's `vhci`
-/// parameter says (the rig's default: FIFO 50).
-pub fn run(ctx: &Ctx, device: &Device, spec: &MatrixSpec) -> Result<String, String> {
+/// running the rest. `set_vhci` sets the device's vhci kthreads (the
+/// library's `AttachedDevice::set_kthread_priority`); they are left as the
+/// run's `vhci` parameter says (the rig's default: FIFO 50).
+pub fn run(
+    ctx: &Ctx,
+    device: &Device,
+    spec: &MatrixSpec,
+    set_vhci: &mut dyn FnMut(VhciThreads) -> Result<String, String>,
+) -> Result<String, String> {
     let kernel = running_kernel();
     emit(&spec.plan(kernel).to_string());
     let quiet = QuietKernelConsole::new()?;
@@ -135,7 +143,11 @@ pub fn run(ctx: &Ctx, device: &Device, spec: &MatrixSpec) -> Result<String, Stri
     let mut current_vhci = None;
     for (vhci, load) in plan {
         if current_vhci != Some(vhci) {
-            match apply_vhci(vhci) {
+            let setting = match vhci {
+                Vhci::Fifo50 => VhciThreads::Fifo(VHCI_FIFO_PRIORITY),
+                Vhci::Other => VhciThreads::Other,
+            };
+            match set_vhci(setting) {
                 Ok(what) => ctx.log(&format!("vhci kthreads: {what}")),
                 Err(e) => {
                     failures.push(format!("vhci={vhci}: {e}"));
@@ -179,11 +191,7 @@ pub fn run(ctx: &Ctx, device: &Device, spec: &MatrixSpec) -> Result<String, Stri
     // Leave the rig as the other cases expect it: vhci as the run says,
     // this thread at normal priority.
     let run_vhci = ctx.param("vhci", VhciThreads::DEFAULT);
-    let restore = match run_vhci {
-        VhciThreads::Fifo(p) => Some(p),
-        VhciThreads::Other => None,
-    };
-    if let Err(e) = apply_vhci_priority(restore) {
+    if let Err(e) = set_vhci(run_vhci) {
         failures.push(format!("restoring vhci={run_vhci}: {e}"));
     }
     drop(quiet);

@@ -14,9 +14,10 @@
 //! * [`contenders`]: ftdi-rt's usb path, the kernel tty path, the libftdi1
 //!   C loop;
 //! * [`loads`]: idle, hogs, rt-burst, kwork;
-//! * [`sched`]: the vhci kthreads' priority knob;
 //! * [`console`]: the serial console kept out of the measurements;
-//! * [`matrix`]: every contender under every load, printing the rows;
+//! * [`matrix`]: every contender under every load, printing the rows (the
+//!   vhci kthreads' priority knob is the library's
+//!   `AttachedDevice::set_kthread_priority`);
 //! * [`case`]: the guest program's `timing` case, which runs the matrix on
 //!   a virtual FT232R with the frobnicator.
 //!
@@ -34,4 +35,3 @@ pub mod plot;
 pub mod recorder;
 pub mod report;
 pub mod row;
-pub mod sched;

@@ -4,8 +4,10 @@
 //! descriptors (the device's usbfs fd, libusb's event and timer fds) plus
 //! the port's doorbell, then lets libusb reap without blocking. Completed IN
 //! transfers are handed on in submission order and resubmitted at once;
-//! completed OUT and control transfers are answered through the mailbox;
-//! queued commands are submitted.
+//! completed OUT transfers settle the write stream and control transfers are
+//! answered through the mailbox; queued bytes go into free OUT transfers (up
+//! to all of them in flight, so the chip's TX FIFO never waits for the next
+//! write) and queued control requests are submitted.
 //!
 //! The loop starts serving the mailbox as soon as the interface is claimed,
 //! before the chip is configured, so control requests and writes have one
@@ -24,9 +26,10 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::mailbox::{CONTROL_DATA, Request, Server};
+use super::mailbox::{CONTROL_DATA, Server};
 use crate::doorbell::Doorbell;
 use crate::error::TransferError;
+use crate::proto::Request;
 use crate::realtime::memory::HotRegions;
 use crate::time::Timestamp;
 use crate::transport::{Completion, LinkLost};
@@ -90,17 +93,23 @@ pub(crate) trait Transfers: Send + 'static {
     /// Clears a halt (STALL) on the bulk-IN endpoint.
     fn clear_in_halt(&mut self) -> Result<(), TransferError>;
 
-    /// The OUT transfer is free (not submitted, or taken since).
-    fn out_idle(&self) -> bool;
-    /// Lets `fill` write the OUT buffer (it returns the length), then
-    /// submits that many bytes.
+    /// How many bulk-OUT transfers the set has.
+    fn out_count(&self) -> usize;
+    /// OUT transfer `k` is free (not submitted, or taken since).
+    fn out_idle(&self, k: usize) -> bool;
+    /// Lets `fill` write OUT transfer `k`'s buffer (it returns the length),
+    /// then submits that many bytes.
     fn submit_out(
         &mut self,
+        k: usize,
         timeout_ms: u32,
         fill: &mut dyn FnMut(&mut [u8]) -> usize,
     ) -> Result<(), TransferError>;
-    /// The OUT transfer's result, if it finished since it was submitted.
-    fn take_out(&mut self) -> Option<Result<usize, TransferError>>;
+    /// OUT transfer `k`'s result and the bytes the device took (also of a
+    /// failed one), if it finished since it was submitted.
+    fn take_out(&mut self, k: usize) -> Option<(Result<usize, TransferError>, usize)>;
+    /// Asks libusb to cancel OUT transfer `k` if it is in flight.
+    fn cancel_out(&mut self, k: usize);
 
     /// The control transfer is free.
     fn control_idle(&self) -> bool;
@@ -117,6 +126,18 @@ pub(crate) trait Transfers: Send + 'static {
     fn cancel_all(&mut self);
     /// Whether libusb still owns any transfer.
     fn any_pending(&self) -> bool;
+}
+
+/// An OUT transfer in flight.
+#[derive(Clone, Copy, Debug)]
+struct OutFlight {
+    /// Which of the set's OUT transfers.
+    k: usize,
+    /// Bytes submitted.
+    len: usize,
+    /// Cancelled by a purge: however it ends, its bytes were dropped on
+    /// purpose, not lost to a failure.
+    purged: bool,
 }
 
 /// Why the last wait failed (kept without allocating until it is reported).
@@ -147,6 +168,9 @@ pub(crate) struct EventLoop<T: Transfers> {
     wake: Arc<Doorbell>,
     /// In-flight IN transfers in submission order (they complete in order).
     order: VecDeque<usize>,
+    /// In-flight OUT transfers in submission order (one endpoint's
+    /// transfers complete in order).
+    out_order: VecDeque<OutFlight>,
     /// The failure epoch each IN transfer was submitted in (see `failed`).
     submitted_in: Vec<u64>,
     /// Bumped with every counted failure event on bulk IN.
@@ -155,8 +179,7 @@ pub(crate) struct EventLoop<T: Transfers> {
     errors: u32,
     wait_failures: u32,
     lost: Option<String>,
-    /// The mailbox command the OUT / control transfer is working on.
-    out_seq: u64,
+    /// The mailbox command the control transfer is working on.
     control_seq: u64,
     shut_down: bool,
 }
@@ -164,18 +187,19 @@ pub(crate) struct EventLoop<T: Transfers> {
 impl<T: Transfers> EventLoop<T> {
     pub(crate) fn new(transfers: T, mailbox: Server, wake: Arc<Doorbell>) -> EventLoop<T> {
         let n = transfers.in_count();
+        let outs = transfers.out_count();
         EventLoop {
             transfers,
             mailbox,
             wake,
             order: VecDeque::with_capacity(n),
+            out_order: VecDeque::with_capacity(outs),
             submitted_in: vec![0; n],
             epoch: 0,
             stalls: 0,
             errors: 0,
             wait_failures: 0,
             lost: None,
-            out_seq: 0,
             control_seq: 0,
             shut_down: false,
         }
@@ -204,6 +228,17 @@ impl<T: Transfers> EventLoop<T> {
         regions.add("transport state", a);
         regions.add("transport state", b);
         self.order.clear();
+        self.out_order.clear();
+        self.out_order
+            .extend((0..self.out_order.capacity()).map(|k| OutFlight {
+                k,
+                len: 0,
+                purged: false,
+            }));
+        let (a, b) = self.out_order.as_slices();
+        regions.add("transport state", a);
+        regions.add("transport state", b);
+        self.out_order.clear();
         regions.add("transport state", &self.submitted_in[..]);
     }
 
@@ -275,6 +310,9 @@ impl<T: Transfers> EventLoop<T> {
     fn lose(&mut self, why: impl Into<String>) {
         if self.lost.is_none() {
             self.lost = Some(why.into());
+            // Writes and requests fail from now on, before the reader tells
+            // the application.
+            self.mailbox.close();
         }
     }
 
@@ -368,10 +406,23 @@ impl<T: Transfers> EventLoop<T> {
         }
     }
 
-    /// Answers finished OUT and control transfers.
+    /// Settles finished OUT transfers, in order, and answers a finished
+    /// control transfer.
     fn reap_commands(&mut self) {
-        if let Some(result) = self.transfers.take_out() {
-            self.mailbox.reply(self.out_seq, result, &[]);
+        while let Some(&OutFlight { k, len, purged }) = self.out_order.front() {
+            let Some((result, actual)) = self.transfers.take_out(k) else {
+                break;
+            };
+            self.out_order.pop_front();
+            let accepted = actual.min(len);
+            self.mailbox.settle(accepted, len - accepted);
+            match result {
+                _ if purged => {}
+                Ok(n) if n >= len => {}
+                // A bulk OUT ends short only when cut off; treat it so.
+                Ok(n) => self.fail_out(TransferError::TimedOut { transferred: n }),
+                Err(e) => self.fail_out(e),
+            }
         }
         if let Some(done) = self.transfers.take_control() {
             let mut data = [0u8; CONTROL_DATA];
@@ -382,46 +433,101 @@ impl<T: Transfers> EventLoop<T> {
         }
     }
 
-    /// Submits queued commands whose transfer is free.
+    /// An OUT transfer failed: the stream fails, and the transfers behind
+    /// it are cancelled so that nothing goes out after the hole (their
+    /// completions settle their bytes).
+    fn fail_out(&mut self, e: TransferError) {
+        self.mailbox.fail(e);
+        for flight in &self.out_order {
+            self.transfers.cancel_out(flight.k);
+        }
+        self.mailbox.drop_queued();
+    }
+
+    /// A purge of the chip's TX buffer (or a reset) is coming: drop the
+    /// queued bytes and cancel those in flight, which would otherwise land
+    /// in the FIFO after it. Idempotent.
+    fn purge_out(&mut self) {
+        for flight in &mut self.out_order {
+            if !flight.purged {
+                flight.purged = true;
+                self.transfers.cancel_out(flight.k);
+            }
+        }
+        self.mailbox.drop_queued();
+    }
+
+    /// Submits the queued control request if the control transfer is free
+    /// (a purge only once the OUT transfers it cancelled are back), and
+    /// moves queued bytes into free OUT transfers (all of them may be in flight).
     fn serve_commands(&mut self) {
-        while let Some(cmd) = self
-            .mailbox
-            .next_command(self.transfers.out_idle(), self.transfers.control_idle())
-        {
-            let submitted = match cmd.request {
-                Request::Write { len } => {
-                    self.out_seq = cmd.seq;
-                    let mailbox = &mut self.mailbox;
-                    let mut taken = false;
-                    let submitted = self.transfers.submit_out(cmd.timeout_ms, &mut |buf| {
-                        taken = true;
-                        mailbox.take_bytes(len, buf)
-                    });
-                    if !taken {
-                        // Keep the byte stream aligned with the commands.
-                        self.mailbox.discard_bytes(len);
-                    }
-                    submitted
-                }
-                Request::Control(request) => {
-                    self.control_seq = cmd.seq;
-                    self.transfers.submit_control(request, cmd.timeout_ms)
-                }
+        while self.transfers.control_idle() {
+            let Some(cmd) = self.mailbox.peek_command() else {
+                break;
             };
-            if let Err(e) = submitted {
+            if matches!(
+                cmd.request.decode(),
+                Ok(Request::PurgeTx { .. } | Request::Reset { .. })
+            ) {
+                self.purge_out();
+                if !self.out_order.is_empty() {
+                    break;
+                }
+            }
+            self.mailbox.pop_command();
+            self.control_seq = cmd.seq;
+            if let Err(e) = self.transfers.submit_control(cmd.request, cmd.timeout_ms) {
                 self.mailbox.reply(cmd.seq, Err(e), &[]);
+            }
+        }
+        self.serve_out();
+    }
+
+    fn serve_out(&mut self) {
+        if self.mailbox.stream_failed() {
+            // Until the application has been told, nothing goes out.
+            self.mailbox.drop_queued();
+            return;
+        }
+        while self.mailbox.queued_bytes() > 0 && self.out_order.len() < self.transfers.out_count() {
+            let Some(k) = (0..self.transfers.out_count()).find(|&k| self.transfers.out_idle(k))
+            else {
+                return;
+            };
+            let mailbox = &mut self.mailbox;
+            let mut len = 0;
+            // No timeout: queued bytes wait for the device as long as flow
+            // control holds them (see `mailbox`); only a failure ends them.
+            let submitted = self.transfers.submit_out(k, 0, &mut |buf| {
+                len = mailbox.take_bytes(buf);
+                len
+            });
+            match submitted {
+                Ok(()) => self.out_order.push_back(OutFlight {
+                    k,
+                    len,
+                    purged: false,
+                }),
+                Err(e) => {
+                    self.mailbox.settle(0, len);
+                    self.fail_out(e);
+                    return;
+                }
             }
         }
     }
 
-    /// Cancels what is in flight, waits (at most [`DRAIN_LIMIT`]) until libusb
-    /// gave every transfer back, answers a command cut short and stops the
-    /// mailbox. Idempotent; also run on drop.
+    /// Sends what was written before the close (while the link holds, for at
+    /// most [`DRAIN_LIMIT`], as a tty's close waits for its buffer), then
+    /// cancels what is in flight, waits (at most [`DRAIN_LIMIT`] again) until
+    /// libusb gave every transfer back, answers a command cut short and
+    /// stops the mailbox. Idempotent; also run on drop.
     pub(crate) fn shutdown(&mut self) {
         if self.shut_down {
             return;
         }
         self.shut_down = true;
+        self.drain_writes();
         self.transfers.cancel_all();
         let end = self.transfers.now() + DRAIN_LIMIT;
         while self.transfers.any_pending() && self.transfers.now() < end {
@@ -433,6 +539,29 @@ impl<T: Transfers> EventLoop<T> {
         self.reap_commands();
         self.order.clear();
         self.mailbox.stop();
+    }
+}
+
+impl<T: Transfers> EventLoop<T> {
+    /// Lets the written bytes go out before a close: turns the OUT stream
+    /// (and nothing else) until it is empty, fails, the device goes, or
+    /// [`DRAIN_LIMIT`] passes (flow control may hold it for ever).
+    fn drain_writes(&mut self) {
+        let end = self.transfers.now() + DRAIN_LIMIT;
+        while self.lost.is_none()
+            && !self.mailbox.stream_failed()
+            && (self.mailbox.queued_bytes() > 0 || !self.out_order.is_empty())
+            && self.transfers.now() < end
+        {
+            self.serve_out();
+            match self.transfers.poll(DRAIN_POLL) {
+                Ok(Polled { device_gone: true }) => return,
+                Ok(_) => {}
+                Err(_) => self.transfers.back_off(DRAIN_POLL),
+            }
+            let _ = self.transfers.handle_events();
+            self.reap_commands();
+        }
     }
 }
 

@@ -46,7 +46,8 @@ enum Runner<T: Transfers> {
         wake: Arc<Doorbell>,
     },
     /// On the thread that owns this value (the reader, once it took over).
-    Here(EventLoop<T>),
+    /// Boxed once, at the hand-over: the loop is far larger than the others.
+    Here(Box<EventLoop<T>>),
     /// The opening thread panicked; the loop was shut down as it unwound.
     Gone,
 }
@@ -84,7 +85,9 @@ impl<T: Transfers> UsbInbound<T> {
             Runner::Opening { thread, stop, wake } => {
                 stop.store(true, Ordering::Release);
                 wake.ring_always();
-                thread.join().map_or(Runner::Gone, Runner::Here)
+                thread
+                    .join()
+                    .map_or(Runner::Gone, |l| Runner::Here(Box::new(l)))
             }
             other => other,
         };

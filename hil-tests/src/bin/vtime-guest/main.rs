@@ -62,7 +62,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "baud-pacing",
-        about: "an FT232R moves bytes at the wire's rate within 2 % both ways at 115200 Bd (3 MBd reported)",
+        about: "bytes move at the wire's rate within 2 %: FT232R 115200 Bd both ways, FT2232H 3 MBd both ways, FT232R 3 MBd to the device (to the host reported: the guest CPU's edge)",
         run: faithful::pacing::baud_pacing,
     },
     Case {

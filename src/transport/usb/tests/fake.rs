@@ -16,6 +16,9 @@ use crate::time::Timestamp;
 use crate::transport::usb::event_loop::{Finished, Polled, Transfers};
 use crate::transport::usb::mailbox::CONTROL_DATA;
 
+/// One fake OUT transfer's buffer, as the real ones (`OUT_CAPACITY`).
+pub(crate) const OUT_BUFFER: usize = 4096;
+
 /// One fake transfer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) enum State {
@@ -57,10 +60,16 @@ impl FakeTransfer {
 #[derive(Debug, Default)]
 pub(crate) struct FakeTransfers {
     pub(crate) ins: Vec<FakeTransfer>,
-    pub(crate) out: FakeTransfer,
+    pub(crate) outs: Vec<FakeTransfer>,
     pub(crate) control: FakeTransfer,
     /// Every IN submission, by index, in order.
     pub(crate) submitted_in: Vec<usize>,
+    /// Every OUT submission, by index, in order.
+    pub(crate) submitted_out: Vec<usize>,
+    /// OUT transfers cancelled one by one.
+    pub(crate) out_cancels: Vec<usize>,
+    /// The next OUT submissions fail with these.
+    pub(crate) submit_out_errors: VecDeque<TransferError>,
     /// Every control request submitted, in order.
     pub(crate) requests: Vec<ControlRequest>,
     /// The next IN submissions fail with these.
@@ -76,7 +85,8 @@ pub(crate) struct FakeTransfers {
     /// Cancelled transfers never come back (a device that ignores the cancel).
     pub(crate) cancel_is_ignored: bool,
     /// OUT and control transfers finish at once with this (for tests where
-    /// another thread runs the loop); `None`: the test finishes them.
+    /// another thread runs the loop; an OUT's `Ok` carries its length);
+    /// `None`: the test finishes them.
     pub(crate) auto_out: Option<Result<usize, TransferError>>,
     pub(crate) auto_control: Option<(Result<usize, TransferError>, Vec<u8>)>,
     /// Waits block on this doorbell for real (threaded tests); otherwise they
@@ -88,10 +98,11 @@ pub(crate) struct FakeTransfers {
 }
 
 impl FakeTransfers {
-    /// `ins` IN transfers, all idle.
+    /// `ins` IN transfers and two OUT transfers, all idle.
     pub(crate) fn new(ins: usize) -> FakeTransfers {
         FakeTransfers {
             ins: (0..ins).map(|_| FakeTransfer::default()).collect(),
+            outs: (0..2).map(|_| FakeTransfer::default()).collect(),
             now: Timestamp::from_nanos(1_000_000_000),
             ..FakeTransfers::default()
         }
@@ -180,29 +191,51 @@ impl Transfers for FakeTransfers {
         Ok(())
     }
 
-    fn out_idle(&self) -> bool {
-        self.out.state == State::Idle
+    fn out_count(&self) -> usize {
+        self.outs.len()
+    }
+
+    fn out_idle(&self, k: usize) -> bool {
+        self.outs[k].state == State::Idle
     }
 
     fn submit_out(
         &mut self,
+        k: usize,
         timeout_ms: u32,
         fill: &mut dyn FnMut(&mut [u8]) -> usize,
     ) -> Result<(), TransferError> {
-        assert_eq!(self.out.state, State::Idle, "OUT submitted while busy");
-        let mut buf = [0u8; 4096];
+        let out = &mut self.outs[k];
+        assert_eq!(out.state, State::Idle, "OUT {k} submitted while busy");
+        let mut buf = [0u8; OUT_BUFFER];
         let n = fill(&mut buf);
-        self.out.data = buf[..n].to_vec();
-        self.out.timeout_ms = timeout_ms;
-        self.out.state = State::Pending;
+        if let Some(e) = self.submit_out_errors.pop_front() {
+            return Err(e);
+        }
+        out.data = buf[..n].to_vec();
+        out.timeout_ms = timeout_ms;
+        out.state = State::Pending;
+        self.submitted_out.push(k);
         if let Some(result) = self.auto_out {
-            self.out.finish(result);
+            out.finish(result.map(|_| n));
         }
         Ok(())
     }
 
-    fn take_out(&mut self) -> Option<Result<usize, TransferError>> {
-        self.out.take()
+    fn take_out(&mut self, k: usize) -> Option<(Result<usize, TransferError>, usize)> {
+        let result = self.outs[k].take()?;
+        let actual = match result {
+            Ok(n) | Err(TransferError::TimedOut { transferred: n }) => n,
+            Err(_) => 0,
+        };
+        Some((result, actual))
+    }
+
+    fn cancel_out(&mut self, k: usize) {
+        self.out_cancels.push(k);
+        if !self.cancel_is_ignored && self.outs[k].state == State::Pending {
+            self.outs[k].state = State::Finished(Err(TransferError::Cancelled));
+        }
     }
 
     fn control_idle(&self) -> bool {
@@ -248,7 +281,8 @@ impl Transfers for FakeTransfers {
         let all = self
             .ins
             .iter_mut()
-            .chain([&mut self.out, &mut self.control]);
+            .chain(self.outs.iter_mut())
+            .chain([&mut self.control]);
         for t in all {
             if t.state == State::Pending {
                 t.state = State::Finished(Err(TransferError::Cancelled));
@@ -257,7 +291,7 @@ impl Transfers for FakeTransfers {
     }
 
     fn any_pending(&self) -> bool {
-        let all = self.ins.iter().chain([&self.out, &self.control]);
+        let all = self.ins.iter().chain(&self.outs).chain([&self.control]);
         all.into_iter().any(|t| t.state == State::Pending)
     }
 }

@@ -40,7 +40,8 @@ fn control_requests_and_writes_are_served_before_the_reader_takes_over() {
     let request = ControlRequest::poll_modem_status(Interface::A);
     let (n, data) = client.control(request, T).unwrap();
     assert_eq!(&data[..n], [0x11, 0x60]);
-    assert_eq!(client.write(b"hello", T), Ok(5));
+    assert_eq!(client.write(b"hello", T), Ok(5), "queued");
+    assert_eq!(client.flush(T), Ok(()), "and taken by the device");
     assert!(
         inbound.event_loop().is_none(),
         "still on the opening thread"
@@ -51,7 +52,7 @@ fn control_requests_and_writes_are_served_before_the_reader_takes_over() {
     let fake = inbound.event_loop().expect("taken over").transfers();
     assert!(fake.hot_memory_reported);
     assert_eq!(fake.requests, [request]);
-    assert_eq!(fake.out.data, b"hello");
+    assert_eq!(fake.outs[0].data, b"hello");
     assert!(
         fake.submitted_in.is_empty(),
         "no IN transfer before configuration"

@@ -1,5 +1,5 @@
 //! The mailbox alone: sequence numbers, stale replies, the stopped state,
-//! partial writes, abandoned commands. The test plays the event loop.
+//! the write queue, abandoned commands. The test plays the event loop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,12 +7,10 @@ use std::time::Duration;
 use crate::doorbell::Doorbell;
 use crate::error::TransferError;
 use crate::proto::{ControlRequest, Interface};
-use crate::transport::usb::mailbox::{
-    Client, Command, Request, Server, libusb_timeout_ms, mailbox,
-};
+use crate::transport::ftdi::WriteError;
+use crate::transport::usb::mailbox::{Client, Command, Server, libusb_timeout_ms, mailbox};
 
 const T: Duration = Duration::from_secs(5);
-const GAVE_UP: Result<usize, TransferError> = Err(TransferError::TimedOut { transferred: 0 });
 
 /// A mailbox whose byte ring holds `bytes`, with no grace period, and the
 /// loop's doorbell.
@@ -23,7 +21,7 @@ fn pair(bytes: usize) -> (Client, Server, Arc<Doorbell>) {
 }
 
 fn next(server: &mut Server) -> Option<Command> {
-    server.next_command(true, true)
+    server.next_command(true)
 }
 
 #[test]
@@ -36,7 +34,7 @@ fn replies_are_matched_by_sequence_number() {
         "the loop was rung"
     );
     let cmd = next(&mut server).unwrap();
-    assert_eq!(cmd.request, Request::Control(request));
+    assert_eq!(cmd.request, request);
     assert_eq!(cmd.seq, 1);
     // An answer to another command is not this call's.
     server.reply(cmd.seq + 7, Ok(1), &[0xee]);
@@ -86,53 +84,104 @@ fn a_stopped_mailbox_cancels_waiting_and_later_calls() {
     assert_eq!(call.wait(), Err(TransferError::Cancelled));
     let mut server = stopper.join().unwrap();
     assert_eq!(client.control(request, T), Err(TransferError::Cancelled));
-    assert_eq!(client.write(b"x", T), Err(TransferError::Cancelled));
+    assert_eq!(
+        client.write(b"x", T),
+        Err(WriteError::Now(TransferError::Cancelled))
+    );
     assert_eq!(next(&mut server), None, "stopping dropped what was queued");
 }
 
 #[test]
-fn a_write_larger_than_the_byte_ring_is_sent_in_part() {
-    let (client, mut server, _wake) = pair(8);
-    let call = client.send_write(b"0123456789abcdef", T).unwrap();
-    let cmd = next(&mut server).unwrap();
-    assert_eq!(cmd.request, Request::Write { len: 8 });
+fn a_write_larger_than_the_queue_is_taken_in_part_and_returns_at_once() {
+    let (client, mut server, wake) = pair(8);
+    assert_eq!(client.write(b"0123456789abcdef", T), Ok(8));
+    assert!(
+        wake.wait(Some(Duration::ZERO)).unwrap(),
+        "the loop was rung"
+    );
+    assert_eq!(server.queued_bytes(), 8);
     let mut out = [0u8; 64];
-    assert_eq!(server.take_bytes(8, &mut out), 8);
-    assert_eq!(&out[..8], b"01234567");
-    server.reply(cmd.seq, Ok(8), &[]);
-    assert_eq!(call.wait().map(|(n, _)| n), Ok(8));
+    assert_eq!(server.take_bytes(&mut out[..5]), 5);
+    assert_eq!(&out[..5], b"01234");
     assert_eq!(
         client.write(b"", T),
         Ok(0),
         "nothing to send, nothing queued"
     );
-    assert_eq!(next(&mut server), None);
+    assert_eq!(client.write(b"ghijklmn", T), Ok(5), "what fits");
+    assert_eq!(server.take_bytes(&mut out), 8);
+    assert_eq!(&out[..8], b"567ghijk");
+    assert_eq!(next(&mut server), None, "writes are no commands");
 }
 
 #[test]
-fn a_write_behind_an_abandoned_one_waits_for_room_and_goes_out_alone() {
+fn a_full_queue_holds_the_writer_until_the_loop_takes_bytes() {
     let (client, mut server, _wake) = pair(8);
-    // The loop is stuck: the first write fills the ring and is given up.
-    assert_eq!(client.write(b"stale!!!", Duration::from_millis(1)), GAVE_UP);
+    assert_eq!(client.write(b"01234567", T), Ok(8));
+    assert_eq!(
+        client.write(b"x", Duration::from_millis(1)),
+        Err(WriteError::Now(TransferError::TimedOut { transferred: 0 })),
+        "no room before the timeout"
+    );
     let writer = std::thread::spawn(move || {
         let n = client.write(b"fresh", T);
         (client, n)
     });
-    // The loop comes back: it skips the abandoned command (dropping its
-    // bytes and answering it), which frees the ring for the waiting writer.
-    let cmd = loop {
-        if let Some(cmd) = next(&mut server) {
-            break cmd;
-        }
-        std::thread::yield_now();
-    };
-    assert_eq!(cmd.request, Request::Write { len: 5 });
     let mut out = [0u8; 8];
-    assert_eq!(server.take_bytes(5, &mut out), 5);
-    assert_eq!(&out[..5], b"fresh");
-    server.reply(cmd.seq, Ok(5), &[]);
+    assert_eq!(server.take_bytes(&mut out), 8);
     let (_client, n) = writer.join().unwrap();
     assert_eq!(n, Ok(5));
+    assert_eq!(server.take_bytes(&mut out), 5);
+    assert_eq!(&out[..5], b"fresh");
+}
+
+#[test]
+fn a_flush_waits_until_every_queued_byte_has_settled() {
+    let (client, mut server, _wake) = pair(8);
+    assert_eq!(client.flush(Duration::ZERO), Ok(()), "nothing queued");
+    assert_eq!(client.write(b"abc", T), Ok(3));
+    assert_eq!(
+        client.flush(Duration::from_millis(1)),
+        Err(WriteError::Now(TransferError::TimedOut { transferred: 0 }))
+    );
+    let flusher = std::thread::spawn(move || {
+        let r = client.flush(T);
+        (client, r)
+    });
+    let mut out = [0u8; 8];
+    assert_eq!(server.take_bytes(&mut out), 3);
+    server.settle(3, 0);
+    let (_client, r) = flusher.join().unwrap();
+    assert_eq!(r, Ok(()));
+}
+
+#[test]
+fn a_failed_stream_is_reported_once_with_its_lost_bytes_then_resumes() {
+    let (client, mut server, _wake) = pair(16);
+    assert_eq!(client.write(b"0123456789", T), Ok(10));
+    let mut out = [0u8; 16];
+    assert_eq!(server.take_bytes(&mut out[..6]), 6);
+    // The device took 2 of the 6 in flight, then stalled.
+    server.settle(2, 4);
+    server.fail(TransferError::Stall);
+    server.fail(TransferError::NoDevice); // a second failure is the same event
+    assert!(server.stream_failed());
+    server.drop_queued();
+    assert_eq!(
+        client.write(b"next", T),
+        Err(WriteError::Earlier {
+            error: TransferError::Stall,
+            lost: 8
+        }),
+        "nothing of this call queued"
+    );
+    assert!(!server.stream_failed(), "reported: the stream resumes");
+    assert_eq!(server.queued_bytes(), 0);
+    assert_eq!(client.write(b"next", T), Ok(4));
+    assert!(client.flush(Duration::ZERO).is_err(), "not yet sent");
+    assert_eq!(server.take_bytes(&mut out), 4);
+    server.settle(4, 0);
+    assert_eq!(client.flush(T), Ok(()), "no failure is reported twice");
 }
 
 #[test]
@@ -146,10 +195,11 @@ fn libusb_timeouts_round_up_and_are_never_zero() {
 
 #[test]
 fn a_huge_timeout_does_not_overflow() {
-    let (client, mut server, _wake) = pair(8);
-    let call = client.send_write(b"x", Duration::MAX).unwrap();
-    let cmd = next(&mut server).unwrap();
-    assert_eq!(cmd.timeout_ms, u32::MAX);
-    server.reply(cmd.seq, Ok(1), &[]);
-    assert_eq!(call.wait().map(|(n, _)| n), Ok(1));
+    let (client, server, _wake) = pair(8);
+    assert_eq!(client.write(b"x", Duration::MAX), Ok(1));
+    assert_eq!(server.queued_bytes(), 1);
+    assert_eq!(
+        client.flush(Duration::ZERO),
+        Err(WriteError::Now(TransferError::TimedOut { transferred: 0 }))
+    );
 }

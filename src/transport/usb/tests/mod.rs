@@ -6,3 +6,4 @@ mod fake;
 mod identity;
 mod inbound;
 mod mailbox;
+mod write_stream;

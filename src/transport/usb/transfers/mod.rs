@@ -4,7 +4,8 @@
 //! rusb wraps only libusb's synchronous API; keeping several bulk-IN
 //! transfers in flight needs the asynchronous one. A [`TransferSet`] owns a
 //! fixed set of transfers, allocated once at open: `N` single-packet bulk-IN
-//! transfers, one bulk-OUT and one control transfer. Their completion
+//! transfers, the bulk-OUT transfers (two: one is refilled while the other
+//! is on the bus) and one control transfer. Their completion
 //! callback runs inside `libusb_handle_events*` and only records that the
 //! transfer finished and when; everything else happens in safe code.
 //!
@@ -65,9 +66,10 @@ pub(super) const SETUP: usize = 8;
 /// context (one context per open device: see `device`).
 #[derive(Debug)]
 pub(crate) struct TransferSet {
-    /// The IN transfers, then the OUT transfer, then the control transfer.
+    /// The IN transfers, then the OUT transfers, then the control transfer.
     slots: Vec<Slot>,
     ins: usize,
+    outs: usize,
     /// libusb's pollfds, then the doorbell's (last).
     fds: Vec<libc::pollfd>,
     /// Keeps the doorbell's descriptor in `fds` open.
@@ -89,40 +91,45 @@ pub(crate) struct TransferSet {
 unsafe impl Send for TransferSet {}
 
 impl TransferSet {
-    /// Allocates `ins` bulk-IN transfers of one max packet each, the OUT
-    /// transfer of `out_capacity` bytes and the control transfer, and the
+    /// Allocates `ins` bulk-IN transfers of one max packet each, `outs` OUT
+    /// transfers of `out_capacity` bytes and the control transfer, and the
     /// poll set: libusb's descriptors (the device's usbfs fd, its event and
     /// timer fds, all created by now) plus `wake`'s.
     pub(crate) fn new(
         device: Arc<Claimed>,
         ins: usize,
+        outs: usize,
         out_capacity: usize,
         wake: Arc<Doorbell>,
     ) -> Result<TransferSet, TransferError> {
-        let ins = ins.max(1);
-        let mut slots = Vec::with_capacity(ins + 2);
+        let (ins, outs) = (ins.max(1), outs.max(1));
+        let mut slots = Vec::with_capacity(ins + outs + 1);
         for _ in 0..ins {
             slots.push(Slot::Idle(Idle::new(device.max_packet_size)?));
         }
-        slots.push(Slot::Idle(Idle::new(out_capacity)?));
+        for _ in 0..outs {
+            slots.push(Slot::Idle(Idle::new(out_capacity)?));
+        }
         slots.push(Slot::Idle(Idle::new(SETUP + CONTROL_DATA)?));
         let mut fds = pollfds(device.raw_context());
         fds.push(crate::sys::pollfd(wake.as_fd(), libc::POLLIN));
         Ok(TransferSet {
             slots,
             ins,
+            outs,
             fds,
             wake,
             device,
         })
     }
 
-    fn out_slot(&self) -> usize {
-        self.ins
+    /// OUT transfer `k`'s slot, if there is one.
+    fn out_slot(&mut self, k: usize) -> Option<&mut Slot> {
+        (k < self.outs).then(|| &mut self.slots[self.ins + k])
     }
 
     fn control_slot(&self) -> usize {
-        self.ins + 1
+        self.ins + self.outs
     }
 }
 
@@ -229,27 +236,41 @@ impl Transfers for TransferSet {
         if rc == 0 { Ok(()) } else { Err(from_code(rc)) }
     }
 
-    fn out_idle(&self) -> bool {
-        self.slots[self.out_slot()].is_idle()
+    fn out_count(&self) -> usize {
+        self.outs
+    }
+
+    fn out_idle(&self, k: usize) -> bool {
+        k < self.outs && self.slots[self.ins + k].is_idle()
     }
 
     fn submit_out(
         &mut self,
+        k: usize,
         timeout_ms: u32,
         fill: &mut dyn FnMut(&mut [u8]) -> usize,
     ) -> Result<(), TransferError> {
         let (handle, endpoint) = (self.device.raw_handle(), self.device.ep_out);
-        let i = self.out_slot();
-        self.slots[i].submit(|t| {
+        let slot = self.out_slot(k).ok_or(TransferError::Unknown(
+            rusb::constants::LIBUSB_ERROR_NOT_FOUND,
+        ))?;
+        slot.submit(|t| {
             let len = fill(t.buf_mut());
             t.fill_bulk(handle, endpoint, len, timeout_ms);
         })
     }
 
-    fn take_out(&mut self) -> Option<Result<usize, TransferError>> {
-        let i = self.out_slot();
-        let idle = self.slots[i].take_finished()?;
-        Some(idle.outcome().0)
+    fn take_out(&mut self, k: usize) -> Option<(Result<usize, TransferError>, usize)> {
+        let idle = self.out_slot(k)?.take_finished()?;
+        Some((idle.outcome().0, idle.actual()))
+    }
+
+    fn cancel_out(&mut self, k: usize) {
+        if let Some(Slot::Pending(p)) = self.out_slot(k)
+            && !p.done()
+        {
+            p.cancel();
+        }
     }
 
     fn control_idle(&self) -> bool {

@@ -148,6 +148,14 @@ impl Idle {
         )
     }
 
+    /// The bytes its last submission moved, whatever its status (a
+    /// cancelled or timed-out OUT transfer may have sent some).
+    pub(super) fn actual(&self) -> usize {
+        // SAFETY: as in `outcome`.
+        let actual = unsafe { self.0.raw.as_ref() }.actual_length;
+        usize::try_from(actual).unwrap_or(0).min(self.buf().len())
+    }
+
     /// Submits after `fill` set the transfer up; the transfer is libusb's on success.
     fn submit(self) -> Result<Pending, (Idle, TransferError)> {
         self.record().done.set(false);
