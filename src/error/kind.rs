@@ -225,6 +225,7 @@ mod tests {
                 NotFound,
                 InvalidInput,
                 InvalidInput,
+                InvalidInput,
                 Unsupported,
                 Overflow,
                 Other
