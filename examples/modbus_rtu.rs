@@ -1,8 +1,8 @@
 //! Modbus RTU on the simulated chip at 9600 and 19200 Bd (8E1): each reply
-//! is framed by t3.5 of silence, decided from the packet stream (data
-//! packets and the chip's status-only heartbeats, `timing::SilenceFramer`
-//! fed by `Port::watch_packets`), never by a bare timer; the request's end
-//! on the wire comes from `Port::write_drained`. The simulated slave answers
+//! is framed by t3.5 of silence with `Port::transact` and
+//! `ReplyEnd::Silence(t3.5)`, decided from the packet stream (data packets
+//! and the chip's status-only heartbeats, fed to a `timing::SilenceFramer`
+//! inside the transaction engine), never by a bare timer. The simulated slave answers
 //! "read holding registers" after 2 ms, with a legal one-character gap
 //! before the CRC, so a framer that split inside gaps would fail the CRC.
 //!
@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use ftdi_rt::proto::{DataBits, LineProperties, Parity, StopBits};
 use ftdi_rt::sim::{Line, SimChip, SimConfig, WireByte};
-use ftdi_rt::timing::{SilenceFramer, character_time, modbus_rtu_gaps};
-use ftdi_rt::{Port, PortConfig};
+use ftdi_rt::timing::{character_time, modbus_rtu_gaps};
+use ftdi_rt::{Error, Port, PortConfig, ReplyEnd};
 
 const RTU: LineProperties = LineProperties {
     data_bits: DataBits::Eight,
@@ -25,6 +25,7 @@ const RTU: LineProperties = LineProperties {
 };
 const SLAVE: u8 = 0x11;
 const THINK: Duration = Duration::from_millis(2);
+const DEADLINE: Duration = Duration::from_millis(500);
 
 fn crc16(bytes: &[u8]) -> [u8; 2] {
     let mut crc = 0xFFFFu16;
@@ -85,7 +86,7 @@ fn run(baud: u32, requests: u32) -> ftdi_rt::Result<()> {
     let c = character_time(baud, RTU).unwrap_or_default();
     let (t35, _) = modbus_rtu_gaps(baud, c);
     let (mut good, mut bad) = (0u32, 0u32);
-    let mut after_last = Vec::new();
+    let mut past_earliest = Vec::new();
     for i in 0..requests {
         let count = 1 + (i % 20) as u16;
         let start = (i * 7 % 1000) as u16;
@@ -93,33 +94,43 @@ fn run(baud: u32, requests: u32) -> ftdi_rt::Result<()> {
         request.extend(start.to_be_bytes());
         request.extend(count.to_be_bytes());
         let request = with_crc(request);
-        let from = port.next_packet_seq();
-        port.write_drained(&request, Duration::from_millis(100))?;
-        let mut framer = SilenceFramer::new(t35, c).with_arrival_jitter(Duration::from_micros(100));
-        let end = port.watch_packets(from, Duration::from_millis(500), |p| {
-            framer.on_packet(p.arrived, usize::from(p.payload_len))
-        })?;
-        after_last.push(end.decided - end.last_data);
-        let mut reply = Vec::new();
-        while let Some(chunk) = port.try_recv()? {
-            reply.extend_from_slice(chunk.payload());
-        }
-        let n = reply.len();
-        let valid = n == 5 + 2 * usize::from(count) && crc16(&reply[..n - 2]) == reply[n - 2..];
+        let (n, valid) = match port.transact(&request, ReplyEnd::Silence(t35), DEADLINE) {
+            Ok(t) => {
+                let reply = t.bytes();
+                let n = reply.len();
+                // The earliest a status packet can prove t3.5 of silence:
+                // request and reply on the wire (the CRC one character
+                // late), the slave's think time, t3.5 and one character.
+                let earliest = c * (request.len() + n + 1 + 1) as u32 + THINK + t35;
+                past_earliest.push(t.arrival().saturating_sub(earliest));
+                let valid =
+                    n == 5 + 2 * usize::from(count) && crc16(&reply[..n - 2]) == reply[n - 2..];
+                (n, valid)
+            }
+            Err(Error::DeadlineMissed { .. }) => {
+                if let Some(miss) = port.last_miss() {
+                    println!("  request {i}: {miss}");
+                }
+                (0, false)
+            }
+            Err(e) => return Err(e),
+        };
         if valid {
             good += 1
         } else {
-            bad += 1
+            bad += 1;
+            println!("  request {i}: {n}-byte reply is not one whole frame");
         }
         // t3.5 of silence before the next request, as the master must keep.
         std::thread::sleep(t35);
     }
-    after_last.sort();
+    past_earliest.sort();
     println!(
         "{baud} Bd 8E1, t3.5 = {t35:?}: {good} replies framed whole (CRC good), {bad} not; \
-         silence decided {:?} median, {:?} max after the last data packet arrived",
-        after_last[after_last.len() / 2],
-        after_last[after_last.len() - 1]
+         end decided {:?} median, {:?} max after the earliest instant a packet could \
+         prove t3.5 (USB OUT time included)",
+        past_earliest.get(past_earliest.len() / 2),
+        past_earliest.last()
     );
     Ok(())
 }

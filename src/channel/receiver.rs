@@ -97,6 +97,12 @@ impl Receiver {
         Ok(Some(self.take_head()))
     }
 
+    /// Whether a chunk is ready for [`try_recv`](Receiver::try_recv),
+    /// without taking it.
+    pub(crate) fn has_chunk(&mut self) -> Result<bool> {
+        self.ready()
+    }
+
     /// Timeout for the `io::Read` implementation (`None`, the default, blocks).
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
         self.read_timeout = timeout;

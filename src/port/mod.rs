@@ -40,6 +40,7 @@ use crate::error::Result;
 use crate::reader::PortReader;
 use crate::realtime::RealtimeStatus;
 use crate::stats::{LatencySummary, LineErrorCounts, Statistics};
+use crate::timing::MissReport;
 use crate::transaction::Engine;
 
 /// An open serial port with a realtime reader behind it.
@@ -63,6 +64,8 @@ pub struct Port {
     receiver: Receiver,
     writer: Arc<Writer>,
     transactions: Engine,
+    /// The last deadline `transact` missed (see `Port::last_miss`).
+    last_miss: Option<MissReport>,
     channel: Arc<Shared>,
     realtime: RealtimeStatus,
 }

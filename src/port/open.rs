@@ -125,6 +125,7 @@ impl Port {
             receiver,
             writer: Arc::new(writer),
             transactions: Engine::new(config.reply_capacity),
+            last_miss: None,
             channel: shared,
             realtime,
         })

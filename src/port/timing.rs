@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::Port;
+use super::{Port, Writer};
 use crate::error::{Error, Result};
 use crate::stats::TransportKind;
 use crate::time::{Deadline, Timestamp};
@@ -146,19 +146,7 @@ impl Port {
     /// kernel tty (its buffering follows no latency-timer rule) and before a
     /// baud rate is known.
     pub fn wire_clock(&self) -> Option<WireClock> {
-        if self.writer.transport_info().kind == TransportKind::Tty {
-            return None;
-        }
-        let c = self.writer.counters();
-        let char_ns = c.char_time_ns.load(Ordering::Relaxed);
-        let latency_ms = c.latency_timer_ms.load(Ordering::Relaxed);
-        (char_ns > 0).then(|| {
-            WireClock::new(
-                Duration::from_nanos(char_ns),
-                Duration::from_millis(u64::from(latency_ms)),
-            )
-            .with_transport_slack(DEFAULT_TRANSPORT_SLACK)
-        })
+        wire_clock_of(&self.writer)
     }
 
     /// The last packets the reader saw (arrival, payload size, status),
@@ -167,4 +155,21 @@ impl Port {
     pub fn flight_record(&self) -> Vec<PacketRecord> {
         self.writer.counters().flight.snapshot()
     }
+}
+
+/// The wire clock of the line `writer` drives (see [`Port::wire_clock`]).
+pub(super) fn wire_clock_of(writer: &Writer) -> Option<WireClock> {
+    if writer.transport_info().kind == TransportKind::Tty {
+        return None;
+    }
+    let c = writer.counters();
+    let char_ns = c.char_time_ns.load(Ordering::Relaxed);
+    let latency_ms = c.latency_timer_ms.load(Ordering::Relaxed);
+    (char_ns > 0).then(|| {
+        WireClock::new(
+            Duration::from_nanos(char_ns),
+            Duration::from_millis(u64::from(latency_ms)),
+        )
+        .with_transport_slack(DEFAULT_TRANSPORT_SLACK)
+    })
 }

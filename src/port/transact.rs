@@ -2,14 +2,17 @@
 //! own receiver and writer, on `CLOCK_MONOTONIC`.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{Port, Writer};
-use crate::channel::Receiver;
+use crate::channel::{Receiver, Shared};
 use crate::error::{Error, Result};
 use crate::stall::StallSource;
-use crate::time::Timestamp;
-use crate::transaction::{self, Io, Received, ReplyEnd, Transaction};
+use crate::stats::TransportKind;
+use crate::time::{Deadline, Timestamp};
+use crate::timing::{ExchangeTimes, MissReport, gap_threshold, miss_breakdown};
+use crate::transaction::{self, Io, MissTimes, Received, ReplyEnd, Transaction};
 
 impl Port {
     /// Sends `request` and collects the reply until `reply` says it is
@@ -29,9 +32,13 @@ impl Port {
     /// [`Error::InvalidInput`], before anything
     /// is sent or counted: an empty request, a zero deadline, a
     /// [`ReplyEnd::Length`] of 0 or longer than
-    /// [`PortConfig::reply_capacity`](crate::PortConfig::reply_capacity);
+    /// [`PortConfig::reply_capacity`](crate::PortConfig::reply_capacity),
+    /// a [`ReplyEnd::Silence`] of zero or below what the latency timer can
+    /// resolve; [`Error::Unsupported`] for [`ReplyEnd::Silence`] on a
+    /// kernel tty (no status packets);
     /// [`Error::DeadlineMissed`] if the
-    /// complete reply was not in hand by the deadline;
+    /// complete reply was not in hand by the deadline (then
+    /// [`last_miss`](Port::last_miss) says where the time went);
     /// [`Error::ReplyTooLong`];
     /// [`Error::Overflow`] if data was lost during
     /// the reply; [`Error::Disconnected`]; write errors.
@@ -41,11 +48,62 @@ impl Port {
         reply: ReplyEnd<'_>,
         deadline: Duration,
     ) -> Result<Transaction<'_>> {
+        let counters = self.writer.counters();
+        if let ReplyEnd::Silence(quiet) = reply {
+            self.check_silence(quiet)?;
+        }
+        self.transactions.set_char_time(Duration::from_nanos(
+            counters.char_time_ns.load(Ordering::Relaxed),
+        ));
         let mut io = PortIo {
             receiver: &mut self.receiver,
             writer: &self.writer,
+            channel: &self.channel,
+            cursor: counters.flight.next_seq(),
+            last_miss: &mut self.last_miss,
         };
         transaction::transact(&mut self.transactions, &mut io, request, reply, deadline)
+    }
+
+    /// The last deadline [`transact`](Port::transact) missed: when, the
+    /// breakdown of where its time went (wire, chip wait, USB to reader,
+    /// reader to application) and the flight record around it. `None`
+    /// before the first miss.
+    pub fn last_miss(&self) -> Option<&MissReport> {
+        self.last_miss.as_ref()
+    }
+
+    /// Refuses a silence-framed reply the port cannot decide: on a tty (no
+    /// status packets), or with a quiet time below the blur of two latency
+    /// periods (`timing::gap_threshold` with no inner gap).
+    fn check_silence(&self, quiet: Duration) -> Result<()> {
+        if quiet.is_zero() {
+            return Ok(()); // the engine refuses it, with its own message
+        }
+        if self.writer.transport_info().kind == TransportKind::Tty {
+            return Err(Error::Unsupported {
+                setting: "silence-framed replies (ReplyEnd::Silence)".into(),
+                transport: "a kernel tty".into(),
+                reason: "the tty delivers no status packets to prove the line quiet; open \
+                         the adapter with Port::open_usb"
+                    .into(),
+            });
+        }
+        let latency_ms = self
+            .writer
+            .counters()
+            .latency_timer_ms
+            .load(Ordering::Relaxed);
+        let latency = Duration::from_millis(u64::from(latency_ms));
+        match gap_threshold(quiet, Duration::ZERO, latency, Duration::ZERO) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::InvalidInput(format!(
+                "ReplyEnd::Silence({quiet:?}) is below the {:?} a {latency:?} latency timer \
+                 can resolve (packet timing blurs a gap by two latency periods); ask for at \
+                 least {:?} or lower the latency timer (PortConfig::with_latency_timer_ms)",
+                e.needed, e.needed
+            ))),
+        }
     }
 
     /// Consults `source` whenever a transaction misses its deadline: a miss
@@ -60,10 +118,50 @@ impl Port {
     }
 }
 
-/// The port's receiver and writer, as the transaction shell's [`Io`].
+/// The port's receiver and writer, as the transaction shell's [`Io`];
+/// the flight recorder and the channel's doorbell for packet-by-packet
+/// receiving; where a miss is kept.
 struct PortIo<'p> {
     receiver: &'p mut Receiver,
     writer: &'p Writer,
+    channel: &'p Shared,
+    /// The next packet [`Io::receive_packet`] hands out.
+    cursor: u64,
+    last_miss: &'p mut Option<MissReport>,
+}
+
+impl PortIo<'_> {
+    /// The record at the cursor, if the reader has written it (skipping
+    /// what the ring overwrote).
+    fn next_record(&mut self) -> Option<crate::timing::PacketRecord> {
+        let flight = &self.writer.counters().flight;
+        self.cursor = self.cursor.max(flight.oldest_seq());
+        while self.cursor < flight.next_seq() {
+            let seq = self.cursor;
+            self.cursor += 1;
+            if let Some(record) = flight.get(seq) {
+                return Some(record);
+            }
+        }
+        None
+    }
+
+    /// Waits on the channel's doorbell (the reader rings it after every
+    /// packet, status-only ones included) until the reader has recorded a
+    /// packet past the cursor, or `until`: whether one came.
+    fn wait_for_record(&mut self, until: Timestamp) -> bool {
+        let flight = &self.writer.counters().flight;
+        let (cursor, channel) = (self.cursor, self.channel);
+        let now = Timestamp::now();
+        let deadline = Deadline::after(now, until.saturating_since(now));
+        let found = channel.bell.wait_until(Some(deadline), || {
+            (flight.next_seq() > cursor || channel.closed.load(Ordering::Acquire)).then_some(())
+        });
+        // Waiting drained the doorbell: a chunk that arrived meanwhile must
+        // still make the descriptor readable.
+        channel.bell.ring_always();
+        matches!(found, Ok(Some(())))
+    }
 }
 
 impl Io for PortIo<'_> {
@@ -89,5 +187,63 @@ impl Io for PortIo<'_> {
 
     fn send(&mut self, request: &[u8], budget: Duration) -> Result<()> {
         self.writer.write_all_within(request, budget)
+    }
+
+    fn mark_packets(&mut self) {
+        self.cursor = self.writer.counters().flight.next_seq();
+    }
+
+    fn receive_packet(&mut self, until: Timestamp, now: Timestamp) -> Received<'_> {
+        loop {
+            let Some(record) = self.next_record() else {
+                if self.channel.closed.load(Ordering::Acquire) {
+                    // The reader is gone: no packet will come.
+                    return Received::Failed(Error::Disconnected);
+                }
+                if until <= now || !self.wait_for_record(until) {
+                    return Received::Nothing;
+                }
+                continue;
+            };
+            if record.is_status_only() {
+                return Received::Chunk(&[], record.arrived, Timestamp::now());
+            }
+            // Records are written after the push, so the data is queued;
+            // a record whose chunk the drain before the request took is
+            // skipped (its bytes were stale).
+            match self.receiver.has_chunk() {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(Error::Overflow { lost_bytes }) => return Received::Lost(lost_bytes),
+                Err(e) => return Received::Failed(e),
+            }
+        }
+        match self.receiver.try_recv() {
+            Ok(Some(chunk)) => Received::Chunk(chunk.payload(), chunk.arrived(), Timestamp::now()),
+            Ok(None) => Received::Nothing,
+            Err(Error::Overflow { lost_bytes }) => Received::Lost(lost_bytes),
+            Err(e) => Received::Failed(e),
+        }
+    }
+
+    fn on_miss(&mut self, miss: &MissTimes) {
+        let counters = self.writer.counters();
+        let report = self.last_miss.get_or_insert_with(MissReport::default);
+        counters.flight.snapshot_into(&mut report.record);
+        report.submitted = miss.submitted;
+        report.elapsed = miss.elapsed;
+        report.reply_len = miss.reply_len;
+        report.breakdown = super::timing::wire_clock_of(self.writer).and_then(|clock| {
+            miss_breakdown(
+                &ExchangeTimes {
+                    submitted: miss.submitted,
+                    request_len: miss.request_len,
+                    reply_len: miss.reply_len,
+                    taken: miss.taken,
+                    record: &report.record,
+                },
+                &clock,
+            )
+        });
     }
 }

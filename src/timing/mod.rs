@@ -15,11 +15,13 @@
 //! | [`SilenceFramer`] | the end of a reply after a quiet time | two latency periods (+ twice the arrival jitter) |
 //! | [`plan_latency`] | latency timer, event character, transfers for a budget ([`PortConfig::with_latency_budget`](crate::PortConfig::with_latency_budget)) | refuses below the floor |
 //! | [`miss_breakdown`] | where a late reply's time went (wire, chip wait, USB to reader, reader to application) | bounds, from the flight record |
+//! | [`MissReport`] | the last miss of [`Port::transact`](crate::Port::transact), breakdown and flight record ([`Port::last_miss`](crate::Port::last_miss)) | as above |
 //! | [`PacketRecord`] | the flight recorder's entries ([`Port::flight_record`](crate::Port::flight_record)) | the reader's timestamps |
 
 mod breakdown;
 mod budget;
 mod drain;
+mod miss_report;
 mod recorder;
 mod silence;
 mod wire_window;
@@ -27,6 +29,7 @@ mod wire_window;
 pub use breakdown::{ExchangeTimes, MissBreakdown, miss_breakdown};
 pub use budget::{BudgetBelowFloor, LatencyPlan, ReplyShape, plan_latency};
 pub use drain::DrainWatch;
+pub use miss_report::MissReport;
 pub(crate) use recorder::FlightRecorder;
 pub use recorder::{DEFAULT_FLIGHT_RECORDS, PacketRecord};
 pub use silence::{SilenceEnd, SilenceFramer, SilenceInfeasible, gap_threshold, modbus_rtu_gaps};

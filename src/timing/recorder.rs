@@ -180,10 +180,16 @@ impl FlightRecorder {
 
     /// Everything in the ring, oldest first (allocates: application side).
     pub(crate) fn snapshot(&self) -> Vec<PacketRecord> {
+        let mut out = Vec::with_capacity(self.slots.len());
+        self.snapshot_into(&mut out);
+        out
+    }
+
+    /// The same into `out` (cleared first), reusing its allocation.
+    pub(crate) fn snapshot_into(&self, out: &mut Vec<PacketRecord>) {
+        out.clear();
         let end = self.next_seq();
-        (self.oldest_seq()..end)
-            .filter_map(|seq| self.get(seq))
-            .collect()
+        out.extend((self.oldest_seq()..end).filter_map(|seq| self.get(seq)));
     }
 }
 

@@ -28,10 +28,12 @@
 //!   reply is complete, the buffer is full, data is lost, or the deadline
 //!   passes.
 //!
-//! Issue 16 will add `ReplyEnd::Silence` (completion decided from chunk
-//! arrival times, status-only chunks included: [`Exchange::on_chunk`]
-//! already takes empty payloads and their time) and a breakdown of each miss
-//! (the [`Missed`] record is where it goes).
+//! With [`ReplyEnd::Silence`] the reply's end is decided by a
+//! [`SilenceFramer`] fed every packet while collecting: data packets and
+//! status-only ones (empty payloads to [`Exchange::on_chunk`], with their
+//! arrival), so the shell receives packet by packet then
+//! ([`Exchange::by_packets`]). A miss leaves its times
+//! ([`Exchange::missed`]) for the shell to break down.
 //!
 //! [`MAX_SETTLE`]: owed::MAX_SETTLE
 //! [`MAX_QUIET`]: owed::MAX_QUIET
@@ -45,12 +47,13 @@ use hdrhistogram::Histogram;
 
 pub(crate) use self::owed::Missed;
 use self::owed::Owed;
-use super::ReplyEnd;
 use super::attribution::Attribution;
+use super::{MissTimes, ReplyEnd};
 use crate::error::{Error, Result};
 use crate::stall::StallSource;
 use crate::stats::{new_latency_histogram, record};
 use crate::time::Timestamp;
+use crate::timing::SilenceFramer;
 
 /// What the engine has counted, for the port's statistics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +85,8 @@ pub(crate) struct Engine {
     attribution: Attribution,
     /// The last exchange ended without a complete reply: its rest may still come.
     owed: Option<Owed>,
+    /// One character's time on the line, for silence framing.
+    char_time: Duration,
 }
 
 /// The largest reply buffer a port may have (16 MiB): replies of
@@ -99,7 +104,14 @@ impl Engine {
             latency: new_latency_histogram(),
             attribution: Attribution::default(),
             owed: None,
+            char_time: Duration::ZERO,
         }
+    }
+
+    /// The line's character time (the shell sets it before each exchange:
+    /// the baud rate may have changed).
+    pub(crate) fn set_char_time(&mut self, char_time: Duration) {
+        self.char_time = char_time;
     }
 
     /// Consults `source` when a deadline is missed.
@@ -149,6 +161,13 @@ impl Engine {
             ReplyEnd::Length(0) => {
                 return invalid("ReplyEnd::Length(0): a reply must be at least 1 byte".into());
             }
+            ReplyEnd::Silence(quiet) if quiet.is_zero() => {
+                return invalid(
+                    "ReplyEnd::Silence(0): a reply cannot end after no silence; give the \
+                     protocol's quiet time (Modbus RTU: 3.5 character times)"
+                        .into(),
+                );
+            }
             ReplyEnd::Length(n) if n > self.capacity => {
                 return invalid(format!(
                     "ReplyEnd::Length({n}) does not fit the {}-byte reply buffer; raise \
@@ -159,6 +178,10 @@ impl Engine {
             _ => {}
         }
         self.buf.clear();
+        let framer = match reply {
+            ReplyEnd::Silence(quiet) => Some(SilenceFramer::new(quiet, self.char_time)),
+            _ => None,
+        };
         Ok(Exchange {
             engine: self,
             reply,
@@ -166,6 +189,9 @@ impl Engine {
             started: now,
             phase: Phase::Drain,
             error: None,
+            request_len,
+            framer,
+            missed: None,
         })
     }
 
@@ -254,9 +280,25 @@ pub(crate) struct Exchange<'e, 'r> {
     phase: Phase,
     /// The transport's error that ended the exchange.
     error: Option<Error>,
+    request_len: usize,
+    /// Decides the end of a [`ReplyEnd::Silence`] reply.
+    framer: Option<SilenceFramer>,
+    /// The times of a missed deadline.
+    missed: Option<MissTimes>,
 }
 
 impl<'e> Exchange<'e, '_> {
+    /// Whether the shell must hand over every packet (status-only ones as
+    /// empty chunks) rather than chunks: collecting a silence-framed reply.
+    pub(crate) fn by_packets(&self) -> bool {
+        self.framer.is_some() && matches!(self.phase, Phase::Collect { .. })
+    }
+
+    /// The times of the deadline this exchange missed, if it did.
+    pub(crate) fn missed(&self) -> Option<MissTimes> {
+        self.missed
+    }
+
     /// What to do next, and (receiving) until when: the time the exchange
     /// next needs waking with [`on_timeout`](Exchange::on_timeout) if
     /// nothing arrives.
@@ -436,6 +478,16 @@ impl<'e> Exchange<'e, '_> {
                 return;
             }
         }
+        // A silence-framed reply ends at the packet proving the quiet line
+        // (only one arriving after the request counts: the line before it
+        // says nothing about the reply).
+        if let Some(framer) = &mut self.framer
+            && arrived >= submitted
+            && let Some(end) = framer.on_packet(arrived, payload.len())
+        {
+            self.complete(now, end.decided, submitted);
+            return;
+        }
         self.check_due(now);
     }
 
@@ -455,6 +507,13 @@ impl<'e> Exchange<'e, '_> {
                 now,
                 now,
             );
+            self.missed = Some(MissTimes {
+                submitted,
+                taken: now,
+                request_len: self.request_len,
+                reply_len: engine.buf.len(),
+                elapsed: latency,
+            });
             self.phase = Phase::Done(Outcome::Failed(Failure::Missed { elapsed: latency }));
         } else {
             self.phase = Phase::Done(Outcome::Complete { latency, arrival });
@@ -478,6 +537,13 @@ impl<'e> Exchange<'e, '_> {
             submitted,
             deadline: self.deadline,
         };
+        self.missed = Some(MissTimes {
+            submitted,
+            taken: now,
+            request_len: self.request_len,
+            reply_len: received,
+            elapsed: now.saturating_since(submitted),
+        });
         self.give_up(
             now,
             Failure::Missed {
@@ -504,11 +570,16 @@ impl<'e> Exchange<'e, '_> {
             Phase::Sending { submitted } | Phase::Collect { submitted, .. } => submitted,
             _ => now,
         };
+        let quiet = match self.reply {
+            ReplyEnd::Silence(quiet) => Some(quiet),
+            _ => None,
+        };
         engine.owed = Some(Owed {
             bytes,
             since,
             quiet_since: now,
             deadline: self.deadline,
+            quiet,
             missed: None,
         });
         self.phase = Phase::Done(Outcome::Failed(failure));

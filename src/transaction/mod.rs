@@ -77,6 +77,19 @@ pub enum ReplyEnd<'a> {
     Terminator(u8),
     /// When this returns true for the bytes so far (checked after each byte).
     Until(&'a dyn Fn(&[u8]) -> bool),
+    /// When the line has been quiet this long after the reply's last byte
+    /// (Modbus RTU's t3.5): decided from packet arrival times, the chip's
+    /// status-only packets proving the silence up to their own time, never
+    /// by a bare timer ([`SilenceFramer`](crate::timing::SilenceFramer)).
+    /// The end is decided between `quiet + c` and `quiet + c + 2L` after
+    /// the last stop bit (c: one character, L: the latency timer), plus the
+    /// deciding packet's delivery. A zero duration is refused as
+    /// [`Error::InvalidInput`], and so is one shorter than the two latency
+    /// periods packet timing blurs a gap by (the error names that floor);
+    /// a kernel tty has no status packets and refuses it as
+    /// [`Error::Unsupported`]. The rest of a missed silence-framed reply is
+    /// settled by a quiet line of the same length (at most one second).
+    Silence(Duration),
 }
 
 impl std::fmt::Debug for ReplyEnd<'_> {
@@ -85,6 +98,7 @@ impl std::fmt::Debug for ReplyEnd<'_> {
             ReplyEnd::Length(n) => write!(f, "Length({n})"),
             ReplyEnd::Terminator(b) => write!(f, "Terminator({b:#04x})"),
             ReplyEnd::Until(_) => f.write_str("Until(..)"),
+            ReplyEnd::Silence(quiet) => write!(f, "Silence({quiet:?})"),
         }
     }
 }
@@ -95,6 +109,8 @@ impl ReplyEnd<'_> {
             ReplyEnd::Length(n) => reply.len() >= n,
             ReplyEnd::Terminator(t) => reply.last() == Some(&t),
             ReplyEnd::Until(done) => done(reply),
+            // The packet stream decides, not the bytes (the engine's framer).
+            ReplyEnd::Silence(_) => false,
         }
     }
 }
@@ -140,6 +156,34 @@ pub(crate) trait Io {
 
     /// Writes all of `request` within `budget`.
     fn send(&mut self, request: &[u8], budget: Duration) -> Result<()>;
+
+    /// Marks the packet stream before the request is sent: from here on
+    /// [`receive_packet`](Io::receive_packet) hands out every packet.
+    fn mark_packets(&mut self);
+
+    /// The next packet after the mark, in arrival order (by `until`, at
+    /// `now`, as [`receive`](Io::receive)): a data packet as its chunk, a
+    /// status-only packet as an empty chunk with its arrival time.
+    fn receive_packet(&mut self, until: Timestamp, now: Timestamp) -> Received<'_>;
+
+    /// A deadline was missed: the shell keeps what the application needs
+    /// to see where the time went (the miss path, not the hot path).
+    fn on_miss(&mut self, miss: &MissTimes);
+}
+
+/// A missed exchange's times, for [`Io::on_miss`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MissTimes {
+    /// When the request was handed to the transport.
+    pub(crate) submitted: Timestamp,
+    /// When the exchange gave up (or had the late reply).
+    pub(crate) taken: Timestamp,
+    /// Request bytes.
+    pub(crate) request_len: usize,
+    /// Reply bytes received.
+    pub(crate) reply_len: usize,
+    /// Time from submission to giving up.
+    pub(crate) elapsed: Duration,
 }
 
 /// What [`Io::receive`] found.
@@ -169,8 +213,16 @@ pub(crate) fn transact<'e>(
     let mut exchange = engine.start(io.now(), request.len(), reply, deadline)?;
     loop {
         match exchange.next() {
-            Next::Done => return exchange.finish(),
+            Next::Done => {
+                let missed = exchange.missed();
+                let result = exchange.finish();
+                if let (Err(Error::DeadlineMissed { .. }), Some(miss)) = (&result, missed) {
+                    io.on_miss(&miss);
+                }
+                return result;
+            }
             Next::Send => {
+                io.mark_packets();
                 let Some(budget) = exchange.poll_transmit(io.now()) else {
                     return exchange.finish();
                 };
@@ -186,7 +238,12 @@ pub(crate) fn transact<'e>(
 
 fn receive(exchange: &mut Exchange<'_, '_>, io: &mut impl Io, until: Timestamp) {
     let now = io.now();
-    match io.receive(until, now) {
+    let received = if exchange.by_packets() {
+        io.receive_packet(until, now)
+    } else {
+        io.receive(until, now)
+    };
+    match received {
         Received::Chunk(payload, arrived, taken) => exchange.on_chunk(taken, payload, arrived),
         Received::Lost(bytes) => exchange.on_loss(io.now(), bytes),
         Received::Nothing => exchange.on_timeout(io.now()),
@@ -207,5 +264,6 @@ mod tests {
         let starts_and_ends = |r: &[u8]| r.len() >= 2 && r[0] == 0x02 && r[r.len() - 1] == 0x03;
         assert!(ReplyEnd::Until(&starts_and_ends).complete(&[0x02, 7, 0x03]));
         assert!(!ReplyEnd::Until(&starts_and_ends).complete(&[0x02, 7]));
+        assert!(!ReplyEnd::Silence(Duration::from_millis(4)).complete(b"anything"));
     }
 }

@@ -14,9 +14,11 @@
 //!
 //! The parts: [`cli`] (options), `target` (opening the port and its
 //! responder), `run` (the measured loop, with `progress`), `report` (the
-//! summary, the text histogram, the comparison, CSV) and `plotting` (SVG).
+//! summary, the text histogram, the comparison, CSV), `miss` (the first
+//! misses in detail: breakdown and flight record) and `plotting` (SVG).
 
 pub mod cli;
+mod miss;
 mod plotting;
 mod progress;
 mod report;

@@ -7,6 +7,7 @@ use ftdi_rt::sim::Frobnicator;
 use ftdi_rt::{Error, LatencySummary, ReplyEnd, Statistics};
 
 use super::cli::Options;
+use super::miss;
 use super::progress;
 use super::target::Opened;
 
@@ -102,6 +103,12 @@ pub(super) fn run(opened: &mut Opened, opts: &Options, stop: &AtomicBool) -> Run
             }
             Err(Error::DeadlineMissed { elapsed }) => {
                 misses += 1;
+                if misses <= miss::SHOWN
+                    && let Some(report) = port.last_miss()
+                {
+                    let text = miss::describe(misses, report);
+                    bar.suspend(|| eprint!("{text}"));
+                }
                 samples.push(Sample {
                     latency: elapsed,
                     arrival: Duration::ZERO,

@@ -21,6 +21,9 @@ pub(super) struct Owed {
     pub(super) quiet_since: Timestamp,
     /// The failed exchange's deadline (the quiet period is at most this).
     pub(super) deadline: Duration,
+    /// A silence-framed reply's quiet time: a quiet line that long ends its
+    /// rest (instead of the deadlines' rule).
+    pub(super) quiet: Option<Duration>,
     /// A deadline miss not yet credited to a cause (misses only; a reply
     /// that failed otherwise is settled but never attributed).
     pub(super) missed: Option<Missed>,
@@ -148,10 +151,12 @@ impl Exchange<'_, '_> {
     }
 
     /// How long the line must be quiet for a reply of unknown length to
-    /// count as over: the shorter of the two calls' deadlines, at most
-    /// [`MAX_QUIET`].
+    /// count as over: a silence-framed reply's own quiet time, else the
+    /// shorter of the two calls' deadlines; at most [`MAX_QUIET`].
     pub(super) fn quiet(&self, owed: &Owed) -> Duration {
-        owed.deadline.min(self.deadline).min(MAX_QUIET)
+        owed.quiet
+            .unwrap_or(owed.deadline.min(self.deadline))
+            .min(MAX_QUIET)
     }
 
     pub(super) fn owed_settled(&self, now: Timestamp) -> bool {

@@ -7,7 +7,9 @@ use std::collections::VecDeque;
 
 use super::owed::{MAX_QUIET, MAX_SETTLE};
 use super::*;
-use crate::transaction::{Io, Received, transact};
+use crate::transaction::{Io, MissTimes, Received, transact};
+
+mod silence;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -31,6 +33,8 @@ struct Line {
     sent: Vec<(Timestamp, Vec<u8>)>,
     /// The chunk handed out last (what `Received::Chunk` borrows).
     taken: Vec<u8>,
+    /// The misses the shell reported.
+    misses: Vec<MissTimes>,
 }
 
 impl Line {
@@ -42,6 +46,7 @@ impl Line {
             write_takes: Duration::ZERO,
             sent: Vec::new(),
             taken: Vec::new(),
+            misses: Vec::new(),
         }
     }
 
@@ -65,6 +70,20 @@ impl Io for Line {
     }
 
     fn receive(&mut self, until: Timestamp, now: Timestamp) -> Received<'_> {
+        // Status-only packets (empty payloads) are no chunks.
+        while let Some((when, payload)) = self.incoming.front()
+            && payload.is_empty()
+            && *when <= until.max(now)
+        {
+            self.now = self.now.max(*when);
+            self.incoming.pop_front();
+        }
+        self.receive_packet(until, now)
+    }
+
+    fn mark_packets(&mut self) {}
+
+    fn receive_packet(&mut self, until: Timestamp, now: Timestamp) -> Received<'_> {
         match self.incoming.front() {
             Some((when, _)) if *when <= until.max(now) => {
                 let (when, payload) = self.incoming.pop_front().unwrap_or_default();
@@ -94,6 +113,10 @@ impl Io for Line {
             self.arrives(when, &payload);
         }
         Ok(())
+    }
+
+    fn on_miss(&mut self, miss: &MissTimes) {
+        self.misses.push(*miss);
     }
 }
 
