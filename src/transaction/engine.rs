@@ -192,6 +192,7 @@ impl Engine {
             request_len,
             framer,
             missed: None,
+            abandoned: false,
         })
     }
 
@@ -285,6 +286,9 @@ pub(crate) struct Exchange<'e, 'r> {
     framer: Option<SilenceFramer>,
     /// The times of a missed deadline.
     missed: Option<MissTimes>,
+    /// A previous reply's rest was given up before this request went out
+    /// (settling is bounded): it may still come, ahead of this reply.
+    abandoned: bool,
 }
 
 impl<'e> Exchange<'e, '_> {
@@ -461,6 +465,15 @@ impl<'e> Exchange<'e, '_> {
         arrived: Timestamp,
         submitted: Timestamp,
     ) {
+        if self.abandoned && arrived < self.answerable_from(submitted) {
+            // Bytes that reached the host before this request could have
+            // crossed the wire cannot answer it: with a previous reply
+            // given up on, they are its late rest (a device answers in
+            // order), never this reply.
+            self.engine.stale(payload.len());
+            self.check_due(now);
+            return;
+        }
         for (i, &byte) in payload.iter().enumerate() {
             if self.engine.buf.len() == self.engine.capacity {
                 // The rest of this chunk belongs to the reply too: consumed
@@ -489,6 +502,15 @@ impl<'e> Exchange<'e, '_> {
             return;
         }
         self.check_due(now);
+    }
+
+    /// The earliest time a reply to this request can reach the host: once
+    /// the request has crossed the wire (written from `submitted` on, one
+    /// character time a byte). With no character time known (a kernel
+    /// tty), the submission itself.
+    fn answerable_from(&self, submitted: Timestamp) -> Timestamp {
+        let chars = u32::try_from(self.request_len).unwrap_or(u32::MAX);
+        submitted.add(self.engine.char_time.saturating_mul(chars))
     }
 
     fn complete(&mut self, now: Timestamp, arrived: Timestamp, submitted: Timestamp) {

@@ -172,6 +172,7 @@ impl Exchange<'_, '_> {
         let engine = &mut *self.engine;
         if let Some(owed) = engine.owed.take() {
             engine.tally.unsettled = engine.tally.unsettled.saturating_add(1);
+            self.abandoned = true;
             if let Some(missed) = owed.missed {
                 engine.attribute(missed, now, now);
             }

@@ -234,6 +234,27 @@ fn settling_is_bounded_by_the_new_calls_own_deadline() {
 }
 
 #[test]
+fn a_reply_given_up_on_is_never_taken_for_the_next_one() {
+    let mut engine = Engine::new(16);
+    // One character a millisecond: the 3-byte request is on the wire for 3 ms.
+    engine.set_char_time(MS);
+    let mut line = Line::new(at(0));
+    line.answers(11 * MS, b"a");
+    call(&mut engine, &mut line, ReplyEnd::Length(1), 5 * MS).unwrap_err();
+    // Settling gives up at 10 ms and sends; the old reply comes at 11 ms,
+    // before the new request has crossed the wire (13 ms): it is stale.
+    line.answers(4 * MS, b"b");
+    let reply = call(&mut engine, &mut line, ReplyEnd::Length(1), 5 * MS);
+    assert_eq!(reply.unwrap(), b"b");
+    assert_eq!(line.sent[1].0, at(10));
+    let tally = engine.tally();
+    assert_eq!(
+        (tally.misses, tally.unsettled, tally.stale_bytes),
+        (1, 1, 1)
+    );
+}
+
+#[test]
 fn settling_with_a_known_length_ends_as_soon_as_the_owed_bytes_are_in() {
     let mut engine = Engine::new(16);
     let mut line = Line::new(at(0));
