@@ -198,6 +198,17 @@ impl ChipThread {
     /// the writer never has more outstanding than the FIFO holds).
     fn feed_tx(&mut self, now: Timestamp) {
         let n = self.wiring.out_ring.slots();
+        if n == 0 {
+            return;
+        }
+        // The bytes go on the wire no earlier than the chip takes them: with
+        // the loop's `now`, read before this thread ran its due events (or
+        // was preempted), a request written meanwhile would start crossing
+        // the wire before the host wrote it, and its reply would come back
+        // sooner than silicon could answer. The clock is read after the
+        // ring's count, so after every byte counted was written.
+        let now = now.max(Timestamp::now());
+        self.catch_up(now);
         let Ok(chunk) = self.wiring.out_ring.read_chunk(n) else {
             return;
         };
