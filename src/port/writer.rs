@@ -35,10 +35,9 @@ pub struct Writer {
 /// The settings a serial API reads back: what was last applied.
 #[derive(Clone, Copy, Debug, Default)]
 struct LineSettings {
-    /// The rate asked for (0 until one is set).
+    /// The rate asked for (0 until one is set); the rate the device runs
+    /// at is the transport's (`TransportInfo::actual_baud`).
     baud: u32,
-    /// The rate the device runs at, where the transport can say.
-    actual_baud: Option<u32>,
     line: LineProperties,
     flow: FlowControl,
 }
@@ -62,9 +61,8 @@ impl Writer {
     /// Publishes the character time the line settings in force give (for
     /// the timing features), from the baud rate the device actually runs at.
     fn note_line_timing(&self) {
-        let line = *lock(&self.line);
-        let baud = line.actual_baud.or((line.baud > 0).then_some(line.baud));
-        if let Some(c) = baud.and_then(|b| character_time(b, line.line)) {
+        // No baud rate set yet (0): no character time.
+        if let Some(c) = character_time(self.baud_rate(), lock(&self.line).line) {
             let ns = u64::try_from(c.as_nanos()).unwrap_or(u64::MAX);
             self.counters.char_time_ns.store(ns, Ordering::Relaxed);
         }
@@ -184,11 +182,7 @@ impl Writer {
             Applied::Baud(actual) => actual,
             _ => baud,
         };
-        {
-            let mut line = lock(&self.line);
-            line.baud = baud;
-            line.actual_baud = Some(actual);
-        }
+        lock(&self.line).baud = baud;
         self.note_line_timing();
         Ok(actual)
     }
