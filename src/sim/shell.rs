@@ -144,10 +144,12 @@ impl ChipThread {
             match command {
                 Command::Control { request, reply } => {
                     let answer = self.engine.handle_control(now, &request);
-                    let _ = reply.send(answer);
+                    // The new state is published before the reply: a host
+                    // that reads it once its request completed sees it.
                     if let Ok(mut state) = self.wiring.bus.state.lock() {
                         *state = *self.engine.state();
                     }
+                    let _ = reply.send(answer);
                 }
                 Command::InjectLineError(errors) => self.engine.inject_line_error(errors),
                 Command::SetModemLines(lines) => self.engine.set_modem_lines(now, lines),
