@@ -45,12 +45,19 @@ fn a_late_reply_is_a_miss_and_never_the_next_reply() {
     let device = SometimesLate {
         count: Arc::default(),
         every: 10,
-        extra: Duration::from_millis(6),
+        // Late by 1.6..2.6 ms past the deadline (7 bytes take 0.6 ms on the
+        // wire, the latency timer adds up to 1 ms), so the late reply comes
+        // while the next call settles it (for its own 3.5 ms deadline). A
+        // reply later than both deadlines together cannot be told from a
+        // fresh answer without protocol framing (`ReplyEnd` docs): 6 ms
+        // here put the arrival on that edge, and a loaded CI run took one
+        // for the next reply.
+        extra: Duration::from_micros(4500),
         buf: Vec::with_capacity(7),
     };
     let chip = SimChip::new(device, SimConfig::default()).unwrap();
     let mut port = Port::open_sim(chip, &PortConfig::default().best_effort()).unwrap();
-    // Every 10th request (i = 9, 19, ...) is answered 6 ms late: those must
+    // Every 10th request (i = 9, 19, ...) is answered 4.5 ms late: those must
     // be misses. Other misses can happen on a loaded machine (a stalled
     // simulation or vCPU); what must never happen is a late reply taken as
     // the answer to the next request.
