@@ -13,7 +13,11 @@
 //! * [`unplug`]: a vhci detach mid-stream is `Disconnected` within 100 ms,
 //!   and the replugged device works;
 //! * [`multichannel`]: on an FT4232H, ftdi-rt claims channel B while
-//!   ftdi_sio keeps A, C and D.
+//!   ftdi_sio keeps A, C and D;
+//! * [`drained`]: `Port::write_drained` against the chip's record of the
+//!   last stop bit;
+//! * [`silence`]: Modbus RTU replies framed by `ReplyEnd::Silence(t3.5)`,
+//!   against the chip's record of the reply's last stop bit.
 //!
 //! Time in these cases is the guest's (virtual under icount), so the bounds
 //! are tight and the results repeat from boot to boot.
@@ -22,11 +26,13 @@ use std::time::{Duration, Instant};
 
 use ftdi_rt::Port;
 
+pub mod drained;
 pub mod errors;
 pub mod flush;
 pub mod heartbeat;
 pub mod multichannel;
 pub mod pacing;
+pub mod silence;
 pub mod unplug;
 
 /// Writes `data` and times until it has all come back (a loopback device).

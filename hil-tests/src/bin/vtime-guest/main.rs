@@ -86,6 +86,16 @@ const CASES: &[Case] = &[
         run: faithful::multichannel::ft4232h_channel_b,
     },
     Case {
+        name: "write-drained",
+        about: "Port::write_drained of 1-300 bytes returns after the last stop bit (chip's wire log) by at most a latency period + transport slack",
+        run: faithful::drained::write_drained,
+    },
+    Case {
+        name: "silence-framing",
+        about: "Modbus RTU replies at 9600 and 19200 Bd framed by ReplyEnd::Silence(t3.5): whole frames, ended t3.5 to t3.5 + 2 latency periods + slack after the last stop bit",
+        run: faithful::silence::silence_framing,
+    },
+    Case {
         name: "real-adapter",
         about: "the real-adapter suite (tests/real_adapter) against a loopback FT232R with RTS->CTS and DTR->DSR jumpers",
         run: suite::real_adapter,
