@@ -124,7 +124,8 @@ impl Port {
             reader,
             receiver,
             writer: Arc::new(writer),
-            transactions: Engine::new(config.reply_capacity),
+            transactions: Engine::new(config.reply_capacity)
+                .with_arrival_jitter(config.arrival_jitter),
             last_miss: None,
             channel: shared,
             realtime,

@@ -152,3 +152,45 @@ fn a_missed_silence_reply_is_settled_by_its_own_quiet_time() {
         (1, 0, 4)
     );
 }
+
+#[test]
+fn allowing_arrival_jitter_keeps_a_late_heartbeat_from_ending_a_reply_in_a_gap() {
+    // A reply with a 2-character gap before its tail: the data packet of
+    // "ab" was stamped at 3 ms; a reader that woke late stamped the next
+    // data packet ("cd", its bytes on the wire by 8 ms) at 10 ms, and the
+    // heartbeat the chip sent before it at 9 ms. Without jitter allowed,
+    // 9 - 3 - 1 char = 5 ms of "proven" silence ends the reply at "ab".
+    let script = |line: &mut Line| {
+        line.arrives(at(3), b"ab")
+            .arrives(at(9), &[])
+            .arrives(at(10), b"cd");
+        heartbeats(line, 11, 40, 1);
+    };
+    let mut plain = engine();
+    let mut line = Line::new(at(0));
+    script(&mut line);
+    let t = transact(
+        &mut plain,
+        &mut line,
+        b"req",
+        ReplyEnd::Silence(QUIET),
+        50 * MS,
+    )
+    .unwrap();
+    assert_eq!(t.bytes(), b"ab", "the late heartbeat split the reply");
+    // Allowing 2 ms of jitter: the same heartbeat proves only 3 ms; the
+    // reply ends whole, 2 ms later than it would with no jitter (at 17 ms:
+    // 17 - 10 - 1 char - 2 ms >= 4 ms).
+    let mut tolerant = engine().with_arrival_jitter(2 * MS);
+    let mut line = Line::new(at(0));
+    script(&mut line);
+    let t = transact(
+        &mut tolerant,
+        &mut line,
+        b"req",
+        ReplyEnd::Silence(QUIET),
+        50 * MS,
+    )
+    .unwrap();
+    assert_eq!((t.bytes(), t.arrival()), (&b"abcd"[..], 17 * MS));
+}
