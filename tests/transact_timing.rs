@@ -59,11 +59,17 @@ fn slave() -> impl ftdi_rt::sim::Device {
 }
 
 fn port(baud: u32) -> Port {
+    port_with(baud, Duration::ZERO)
+}
+
+/// A port at `baud` whose silence framing allows for `jitter`.
+fn port_with(baud: u32, jitter: Duration) -> Port {
     let chip = SimChip::new(slave(), SimConfig::default()).unwrap();
     let config = PortConfig::default()
         .with_baud(baud)
         .with_line(RTU)
         .with_latency_timer_ms(1)
+        .with_arrival_jitter(jitter)
         .with_reader_realtime(common::realtime(80, Pinning::LastCpu));
     Port::open_sim(chip, &config).unwrap()
 }
@@ -114,13 +120,7 @@ fn an_allowed_arrival_jitter_raises_the_silence_floor_at_19200_bd() {
     // rig's real stack in its `silence-framing` case). Allowing 1 ms of
     // arrival jitter raises the floor to 2 × 2 ms: t3.5 is refused, naming
     // the floor, and a longer quiet time frames the reply whole.
-    let chip = SimChip::new(slave(), SimConfig::default()).unwrap();
-    let config = PortConfig::default()
-        .with_baud(19_200)
-        .with_line(RTU)
-        .with_arrival_jitter(Duration::from_millis(1))
-        .with_reader_realtime(common::realtime(80, Pinning::LastCpu));
-    let mut port = Port::open_sim(chip, &config).unwrap();
+    let mut port = port_with(19_200, Duration::from_millis(1));
     let e = port
         .transact(&request(1), ReplyEnd::Silence(t35), Duration::from_secs(2))
         .unwrap_err();
