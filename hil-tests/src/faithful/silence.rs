@@ -2,9 +2,9 @@
 //! t3.5 of silence at 9600 and 19200 Bd, decided from the packets that
 //! crossed usbfs, vhci-hcd and USB/IP, against the simulated chip's own
 //! record of when the reply's last stop bit left the wire. In virtual time
-//! without a kernel (`tests/timing/silence.rs`) the decision comes at most
-//! two latency periods after t3.5; here the case measures what the real
-//! stack adds.
+//! without a kernel (`tests/timing/silence.rs`) the decision comes one
+//! character to one character plus two latency periods after t3.5; here
+//! the case measures what the real stack adds.
 
 use std::time::Duration;
 
@@ -93,9 +93,10 @@ fn at_rate(ctx: &Ctx, baud: u32) -> Result<RateResult, String> {
     let mut port = open_usb(&dev, &config)?;
     let c = character_time(baud, RTU).ok_or("no character time")?;
     let (t35, _) = modbus_rtu_gaps(baud, c);
-    // The stated resolution (two latency periods) plus what a packet may
-    // take from the chip to the reader over the transport.
-    let bound = LATENCY * 2 + DEFAULT_TRANSPORT_SLACK;
+    // The stated resolution (one character, which a status packet cannot
+    // rule out, and two latency periods) plus what a packet may take from
+    // the chip to the reader over the transport.
+    let bound = c + LATENCY * 2 + DEFAULT_TRANSPORT_SLACK;
     let mut result = RateResult {
         replies: 0,
         min_after_t35: Duration::MAX,
@@ -135,7 +136,7 @@ fn at_rate(ctx: &Ctx, baud: u32) -> Result<RateResult, String> {
             if after > bound {
                 return Err(format!(
                     "{what}: the reply was ended {} after t3.5 of silence, beyond the stated \
-                     resolution {} (two latency periods + transport slack)",
+                     resolution {} (one character + two latency periods + transport slack)",
                     ms(after),
                     ms(bound)
                 ));
@@ -151,7 +152,8 @@ fn at_rate(ctx: &Ctx, baud: u32) -> Result<RateResult, String> {
 /// `silence-framing`: Modbus RTU replies with a one-character inner gap,
 /// framed by `ReplyEnd::Silence(t3.5)` at 9600 and 19200 Bd: every reply is
 /// the whole frame, ended no sooner than t3.5 after its last stop bit and
-/// at most two latency periods plus the transport slack after that.
+/// at most one character and two latency periods plus the transport slack
+/// after that.
 pub fn silence_framing(ctx: &mut Ctx) -> Outcome {
     let run = || -> Result<String, String> {
         let mut parts = Vec::new();

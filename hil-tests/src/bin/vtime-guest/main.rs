@@ -92,7 +92,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "silence-framing",
-        about: "Modbus RTU replies at 9600 and 19200 Bd framed by ReplyEnd::Silence(t3.5): whole frames, ended t3.5 to t3.5 + 2 latency periods + slack after the last stop bit",
+        about: "Modbus RTU replies at 9600 and 19200 Bd framed by ReplyEnd::Silence(t3.5): whole frames, ended t3.5 to t3.5 + 1 character + 2 latency periods + slack after the last stop bit",
         run: faithful::silence::silence_framing,
     },
     Case {
