@@ -1,14 +1,17 @@
 //! `AsyncPort` (feature `tokio`) on the simulated chip: AsyncRead and
 //! AsyncWrite through the channel's fd, readiness after queued data, the
-//! async transact's accounting, and its refusal on a current-thread
-//! runtime. Timeouts only bound how long a failure takes to show.
+//! async transact's accounting, that it awaits (other tasks run on a
+//! current-thread runtime meanwhile), and that a cancelled one is settled.
+//! Timeouts only bound how long a failure takes to show.
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ftdi_rt::sim::{Frobnicator, Loopback, SimChip, SimConfig};
-use ftdi_rt::{AsyncPort, Error, Port, PortConfig, ReplyEnd};
+use ftdi_rt::{AsyncPort, Port, PortConfig, ReplyEnd};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
@@ -76,12 +79,58 @@ async fn transact_keeps_the_deadline_accounting() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn transact_refuses_the_current_thread_runtime() {
-    let mut port = AsyncPort::new(port(Frobnicator::new(Duration::from_micros(200)))).unwrap();
-    let e = port
-        .transact(&[0; 7], ReplyEnd::Length(1), Duration::from_millis(50))
+async fn transact_awaits_so_other_tasks_run_on_a_current_thread_runtime() {
+    // The device takes 20 ms to answer: a transaction that blocked the
+    // only thread would leave the ticker no turn until it returned.
+    let mut port = AsyncPort::new(port(Frobnicator::new(Duration::from_millis(20)))).unwrap();
+    let ticks = Arc::new(AtomicU64::new(0));
+    let ticker = tokio::spawn({
+        let ticks = ticks.clone();
+        async move {
+            loop {
+                ticks.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+    let request = common::request(1);
+    let t = port
+        .transact(&request, ReplyEnd::Length(1), Duration::from_millis(500))
         .await
-        .unwrap_err();
-    assert!(matches!(e, Error::Unsupported { .. }), "{e}");
-    assert!(e.to_string().contains("multi-thread"), "{e}");
+        .unwrap();
+    assert_eq!(t.bytes(), [Frobnicator::reply_for(&request)]);
+    assert!(
+        ticks.load(Ordering::Relaxed) > 0,
+        "the ticker never ran while the transaction waited"
+    );
+    ticker.abort();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_cancelled_transaction_is_settled_never_taken_for_the_next_reply() {
+    let mut port = AsyncPort::new(port(Frobnicator::new(Duration::from_millis(30)))).unwrap();
+    let first = common::request(1);
+    // Given up on after 5 ms: the request went out, its reply comes later.
+    let cancelled = timeout(
+        Duration::from_millis(5),
+        port.transact(&first, ReplyEnd::Length(1), Duration::from_millis(500)),
+    )
+    .await;
+    assert!(cancelled.is_err(), "the 30 ms reply came within 5 ms");
+    let second = common::request(2);
+    let t = timeout(
+        PATIENCE,
+        port.transact(&second, ReplyEnd::Length(1), Duration::from_millis(500)),
+    )
+    .await
+    .expect("the second transaction ends")
+    .unwrap();
+    assert_eq!(
+        t.bytes(),
+        [Frobnicator::reply_for(&second)],
+        "the cancelled request's reply was taken for the next one"
+    );
+    let s = port.get_ref().stats();
+    assert_eq!(s.stale_bytes, 1, "the first reply was settled as stale");
+    assert_eq!((s.transactions, s.deadline_misses), (2, 0));
 }

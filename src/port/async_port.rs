@@ -7,33 +7,40 @@
 //! USB completion and the application.
 //!
 //! Writing completes synchronously, as [`Writer::write`](crate::Writer::write)
-//! does: `poll_write` returns once the device accepted the bytes (one
-//! bulk-OUT transfer, normally well under a millisecond; up to the write
-//! timeout while flow control holds the line). It does not yield
-//! meanwhile.
+//! does: `poll_write` returns once the bytes are queued for the device (the
+//! write-behind queue; up to the write timeout while it is full and flow
+//! control holds the line). It does not yield meanwhile.
 //!
-//! [`AsyncPort::transact`] runs the port's own transaction, so the deadline
-//! accounting (stale-input purge, late-reply settling, misses, their
-//! attribution, the latency histogram) is the synchronous one, unchanged.
-//! It blocks its worker thread for at most the deadline (plus the settling
-//! of a previous miss), announced to tokio with `block_in_place`, which
-//! needs the multi-thread runtime. A transaction engine without I/O of its
-//! own would let this await readiness instead; the async transact should
-//! move onto it when the port has one.
+//! [`AsyncPort::transact`] drives the port's sans-IO transaction engine
+//! with an async shell: it receives without blocking and, where the
+//! blocking shell would sleep, awaits the descriptor's readiness or the
+//! time the engine asks to be woken. So the deadline accounting (stale-input
+//! purge, late-reply settling, misses, their attribution, the latency
+//! histogram) is the same as [`Port::transact`]'s, it runs on any runtime
+//! flavour, and other tasks run while it waits. Its timers are tokio's
+//! (millisecond granularity): a miss is decided from the packets'
+//! timestamps as in the blocking shell, but may be reported up to a
+//! millisecond after the deadline.
+//!
+//! The readiness is registered on a duplicate of the channel's eventfd
+//! (the same eventfd, so the same doorbell), which keeps it apart from
+//! the port the engine borrows while the transaction awaits.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use std::os::fd::{AsFd, OwnedFd};
+
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::Port;
 use crate::error::{Error, Result};
-use crate::sys::reactor::{self, StableFd};
-use crate::transaction::{ReplyEnd, Transaction};
+use crate::sys::reactor;
+use crate::time::Timestamp;
+use crate::transaction::{self, ReplyEnd, Transaction};
 
 /// A [`Port`] registered with tokio: `AsyncRead`, `AsyncWrite`, and an
 /// async [`transact`](AsyncPort::transact).
@@ -57,7 +64,9 @@ use crate::transaction::{ReplyEnd, Transaction};
 /// ```
 #[derive(Debug)]
 pub struct AsyncPort {
-    inner: AsyncFd<Port>,
+    port: Port,
+    /// The channel's eventfd (a duplicate), registered with tokio.
+    ready: AsyncFd<OwnedFd>,
 }
 
 impl AsyncPort {
@@ -67,62 +76,66 @@ impl AsyncPort {
     /// The reactor's refusal (outside a runtime, tokio panics instead:
     /// call this from within one).
     pub fn new(port: Port) -> io::Result<AsyncPort> {
+        let fd = port.as_fd().try_clone_to_owned()?;
+        let ready = reactor::register_readable(fd)?;
         // Data may be queued already, with the doorbell not armed: make the
         // first readiness report it (as registering with mio does).
         port.channel.bell.ring_always();
-        Ok(AsyncPort {
-            inner: reactor::register_readable(port)?,
-        })
+        Ok(AsyncPort { port, ready })
     }
 
     /// The port.
     pub fn get_ref(&self) -> &Port {
-        self.inner.get_ref()
+        &self.port
     }
 
     /// The port, mutably (`recv_timeout` and friends block: use them only
     /// where blocking is fine).
     pub fn get_mut(&mut self) -> &mut Port {
-        self.inner.get_mut()
+        &mut self.port
     }
 
     /// Deregisters from tokio and gives the port back.
     pub fn into_inner(self) -> Port {
-        self.inner.into_inner()
+        self.port
     }
 
-    /// [`Port::transact`], from async code: the same deadline accounting.
-    /// Blocks this worker thread for at most the deadline (see the module
-    /// documentation).
+    /// [`Port::transact`], from async code: the same engine and deadline
+    /// accounting, awaiting where the blocking call sleeps (see the module
+    /// documentation). Works on every runtime flavour.
+    ///
+    /// Cancel-safe: dropping the future (a `select!`, a timeout around it)
+    /// after the request went out gives that exchange up like a failed
+    /// one; the next call settles the rest of its reply before sending, so
+    /// a late answer is never taken for the next one.
     ///
     /// # Errors
-    /// As [`Port::transact`]; [`Error::Unsupported`] on tokio's
-    /// current-thread runtime, where blocking the only thread would stall
-    /// everything else.
+    /// As [`Port::transact`].
     pub async fn transact(
         &mut self,
         request: &[u8],
         reply: ReplyEnd<'_>,
         deadline: Duration,
     ) -> Result<Transaction<'_>> {
-        if Handle::current().runtime_flavor() != RuntimeFlavor::MultiThread {
-            return Err(Error::Unsupported {
-                setting: "AsyncPort::transact".into(),
-                transport: "tokio's current-thread runtime".into(),
-                reason: "it blocks its worker for up to the deadline; use the multi-thread \
-                         runtime (#[tokio::main] or flavor = \"multi_thread\")"
-                    .into(),
-            });
-        }
-        let port = self.inner.get_mut();
-        tokio::task::block_in_place(move || port.transact(request, reply, deadline))
+        let ready = &self.ready;
+        let (engine, mut io) = self.port.transaction_parts(reply)?;
+        transaction::transact_async(engine, &mut io, request, reply, deadline, |until| {
+            readable_or(ready, until)
+        })
+        .await
     }
 }
 
-/// The port's descriptor is its channel's eventfd, owned by the channel's
-/// shared state (an `Arc` the port holds from open to drop) and never
-/// replaced.
-impl StableFd for Port {}
+/// Returns when the descriptor has become readable since it was last found
+/// empty, or at `until`, whichever first.
+async fn readable_or(ready: &AsyncFd<OwnedFd>, until: Timestamp) {
+    let left = until.saturating_since(Timestamp::now());
+    if let Ok(Ok(mut guard)) = tokio::time::timeout(left, ready.readable()).await {
+        // The shell looks again at once (and re-arms the doorbell if it
+        // finds nothing), so the readiness seen here is spent.
+        guard.clear_ready();
+    }
+}
 
 impl AsyncRead for AsyncPort {
     fn poll_read(
@@ -132,8 +145,8 @@ impl AsyncRead for AsyncPort {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            let mut guard = ready!(this.inner.poll_read_ready_mut(cx))?;
-            let port = guard.get_inner_mut();
+            let mut guard = ready!(this.ready.poll_read_ready(cx))?;
+            let port = &mut this.port;
             match port.receiver.try_read(buf.initialize_unfilled()) {
                 Ok(Some(n)) => {
                     buf.advance(n);
@@ -157,7 +170,7 @@ impl AsyncWrite for AsyncPort {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Poll::Ready(Ok(self.get_ref().writer.write(buf)?))
+        Poll::Ready(Ok(self.port.writer.write(buf)?))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -12,7 +12,7 @@ use crate::stall::StallSource;
 use crate::stats::TransportKind;
 use crate::time::{Deadline, Timestamp};
 use crate::timing::{ExchangeTimes, MissReport, gap_threshold, miss_breakdown};
-use crate::transaction::{self, Io, MissTimes, Received, ReplyEnd, Transaction};
+use crate::transaction::{self, Engine, Io, MissTimes, Received, ReplyEnd, Transaction};
 
 impl Port {
     /// Sends `request` and collects the reply until `reply` says it is
@@ -48,6 +48,16 @@ impl Port {
         reply: ReplyEnd<'_>,
         deadline: Duration,
     ) -> Result<Transaction<'_>> {
+        let (engine, mut io) = self.transaction_parts(reply)?;
+        transaction::transact(engine, &mut io, request, reply, deadline)
+    }
+
+    /// What a transaction shell drives, once `reply` is known to be one the
+    /// port can decide: the engine, and the port's I/O for it.
+    pub(super) fn transaction_parts(
+        &mut self,
+        reply: ReplyEnd<'_>,
+    ) -> Result<(&mut Engine, PortIo<'_>)> {
         let counters = self.writer.counters();
         if let ReplyEnd::Silence(quiet) = reply {
             self.check_silence(quiet)?;
@@ -55,14 +65,14 @@ impl Port {
         self.transactions.set_char_time(Duration::from_nanos(
             counters.char_time_ns.load(Ordering::Relaxed),
         ));
-        let mut io = PortIo {
+        let io = PortIo {
             receiver: &mut self.receiver,
             writer: &self.writer,
             channel: &self.channel,
             cursor: counters.flight.next_seq(),
             last_miss: &mut self.last_miss,
         };
-        transaction::transact(&mut self.transactions, &mut io, request, reply, deadline)
+        Ok((&mut self.transactions, io))
     }
 
     /// The last deadline [`transact`](Port::transact) missed: when, the
@@ -125,7 +135,7 @@ impl Port {
 /// The port's receiver and writer, as the transaction shell's [`Io`];
 /// the flight recorder and the channel's doorbell for packet-by-packet
 /// receiving; where a miss is kept.
-struct PortIo<'p> {
+pub(super) struct PortIo<'p> {
     receiver: &'p mut Receiver,
     writer: &'p Writer,
     channel: &'p Shared,
@@ -168,6 +178,17 @@ impl PortIo<'_> {
     }
 }
 
+/// Arming the doorbell while looking for packets drains the descriptor; a
+/// chunk still queued when the exchange ends must leave it readable for a
+/// poll loop on the port.
+impl Drop for PortIo<'_> {
+    fn drop(&mut self) {
+        if matches!(self.receiver.has_chunk(), Ok(true)) {
+            self.channel.bell.ring_always();
+        }
+    }
+}
+
 impl Io for PortIo<'_> {
     fn now(&self) -> Timestamp {
         Timestamp::now()
@@ -204,7 +225,17 @@ impl Io for PortIo<'_> {
                     // The reader is gone: no packet will come.
                     return Received::Failed(Error::Disconnected);
                 }
-                if until <= now || !self.wait_for_record(until) {
+                if until <= now {
+                    // Nothing yet, and no time to wait: arm the doorbell and
+                    // look once more, so that a waiter on the descriptor
+                    // (the async shell) is woken by the next packet.
+                    self.channel.bell.arm();
+                    if self.writer.counters().flight.next_seq() > self.cursor {
+                        continue;
+                    }
+                    return Received::Nothing;
+                }
+                if !self.wait_for_record(until) {
                     return Received::Nothing;
                 }
                 continue;

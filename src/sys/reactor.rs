@@ -19,6 +19,9 @@ use tokio::io::unix::AsyncFd;
 /// number that means something else by then.
 pub(crate) trait StableFd: AsRawFd {}
 
+/// An owned descriptor is closed only when it is dropped.
+impl StableFd for std::os::fd::OwnedFd {}
+
 /// Registers `inner` for readable events with the current runtime's reactor.
 ///
 /// # Errors

@@ -420,6 +420,24 @@ impl<'e> Exchange<'e, '_> {
         self.error = Some(error);
     }
 
+    /// The caller stopped waiting (an async transaction's future was
+    /// dropped) at `now`: a request already handed over is given up as a
+    /// failed one, its reply owed to the next call; before that, nothing
+    /// was sent and nothing is owed.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn cancel(&mut self, now: Timestamp) {
+        match self.phase {
+            Phase::Sending { .. } | Phase::Collect { .. } => {
+                let received = self.engine.buf.len();
+                self.give_up(now, Failure::Transport, received);
+            }
+            Phase::Drain | Phase::Settle { .. } | Phase::Send => {
+                self.phase = Phase::Done(Outcome::Failed(Failure::Transport));
+            }
+            Phase::Done(_) => {}
+        }
+    }
+
     /// The result, once [`next`](Exchange::next) says [`Next::Done`]:
     /// the reply borrows the engine's buffer.
     ///

@@ -204,7 +204,8 @@ pub(crate) enum Received<'a> {
 
 /// One transaction: see [`Port::transact`](crate::Port::transact). The
 /// shell of the [`engine`]: it only moves time, chunks and the request
-/// between `io` and the exchange.
+/// between `io` and the exchange, blocking in `io` until the time the
+/// exchange asks to be woken.
 pub(crate) fn transact<'e>(
     engine: &'e mut Engine,
     io: &mut impl Io,
@@ -215,42 +216,157 @@ pub(crate) fn transact<'e>(
     let mut exchange = engine.start(io.now(), request.len(), reply, deadline)?;
     loop {
         match exchange.next() {
-            Next::Done => {
-                let missed = exchange.missed();
-                let result = exchange.finish();
-                if let (Err(Error::DeadlineMissed { .. }), Some(miss)) = (&result, missed) {
-                    io.on_miss(&miss);
-                }
-                return result;
-            }
+            Next::Done => return finish(exchange, io),
             Next::Send => {
-                io.mark_packets();
-                let Some(budget) = exchange.poll_transmit(io.now()) else {
-                    return exchange.finish();
-                };
-                match io.send(request, budget) {
-                    Ok(()) => exchange.on_sent(io.now()),
-                    Err(e) => exchange.on_error(io.now(), e),
+                if !send(&mut exchange, io, request) {
+                    return finish(exchange, io);
                 }
             }
-            Next::Receive { until } => receive(&mut exchange, io, until),
+            Next::Receive { until } => {
+                let received = receive(&exchange, io, until);
+                if let Some(event) = feed_chunk(&mut exchange, received) {
+                    feed_event(&mut exchange, event, io.now());
+                }
+            }
         }
     }
 }
 
-fn receive(exchange: &mut Exchange<'_, '_>, io: &mut impl Io, until: Timestamp) {
+/// The same shell for async code: receiving never blocks; where the
+/// blocking shell would sleep in `io`, it awaits `wait(until)`, which
+/// returns when the port's descriptor may have become readable or at
+/// `until` (whichever first; early or spurious returns are fine). `io`
+/// must arm its wakeup when it finds nothing (as `Receiver::try_recv`
+/// does), so that nothing that arrives after the check is missed.
+///
+/// Cancel-safe: if the future is dropped before the exchange is done (a
+/// `select!`, a timeout around it), a request already handed over is
+/// given up as a failed one is: the rest of its reply is owed, and the next
+/// call settles it before sending (it is never taken for the next reply).
+#[cfg(feature = "tokio")]
+pub(crate) async fn transact_async<'e, W, F>(
+    engine: &'e mut Engine,
+    io: &mut impl Io,
+    request: &[u8],
+    reply: ReplyEnd<'_>,
+    deadline: Duration,
+    mut wait: W,
+) -> Result<Transaction<'e>>
+where
+    W: FnMut(Timestamp) -> F,
+    F: std::future::Future<Output = ()>,
+{
+    let exchange = engine.start(io.now(), request.len(), reply, deadline)?;
+    let mut guard = CancelOnDrop(Some(exchange));
+    loop {
+        let Some(exchange) = guard.0.as_mut() else {
+            // Unreachable: the exchange leaves the guard only at Done.
+            return Err(Error::Disconnected);
+        };
+        match exchange.next() {
+            Next::Done => {
+                let exchange = guard.0.take().ok_or(Error::Disconnected)?;
+                return finish(exchange, io);
+            }
+            Next::Send => {
+                if !send(exchange, io, request) {
+                    let exchange = guard.0.take().ok_or(Error::Disconnected)?;
+                    return finish(exchange, io);
+                }
+            }
+            Next::Receive { until } => {
+                let now = io.now();
+                let received = receive(exchange, io, now);
+                match feed_chunk(exchange, received) {
+                    None => {}
+                    Some(Event::Nothing) if now < until => wait(until).await,
+                    Some(event) => feed_event(exchange, event, io.now()),
+                }
+            }
+        }
+    }
+}
+
+/// Holds the exchange of an async transaction while it runs: dropped with
+/// the exchange still in it (the future was cancelled), it gives the
+/// exchange up, so what was sent is settled by the next call.
+#[cfg(feature = "tokio")]
+struct CancelOnDrop<'e, 'r>(Option<Exchange<'e, 'r>>);
+
+#[cfg(feature = "tokio")]
+impl Drop for CancelOnDrop<'_, '_> {
+    fn drop(&mut self) {
+        if let Some(exchange) = &mut self.0 {
+            // The shell's clock: a cancelled future has no `io` left.
+            exchange.cancel(Timestamp::now());
+        }
+    }
+}
+
+/// The request goes out, within what the deadline leaves of the write;
+/// false if the exchange was not at that point (it is then over).
+fn send(exchange: &mut Exchange<'_, '_>, io: &mut impl Io, request: &[u8]) -> bool {
+    io.mark_packets();
+    let Some(budget) = exchange.poll_transmit(io.now()) else {
+        return false;
+    };
+    match io.send(request, budget) {
+        Ok(()) => exchange.on_sent(io.now()),
+        Err(e) => exchange.on_error(io.now(), e),
+    }
+    true
+}
+
+/// What `io` has for the exchange by `until` (chunks, or packets while a
+/// silence-framed reply is collected); an `until` not after now: only what
+/// is there already.
+fn receive<'i>(exchange: &Exchange<'_, '_>, io: &'i mut impl Io, until: Timestamp) -> Received<'i> {
     let now = io.now();
-    let received = if exchange.by_packets() {
+    if exchange.by_packets() {
         io.receive_packet(until, now)
     } else {
         io.receive(until, now)
-    };
-    match received {
-        Received::Chunk(payload, arrived, taken) => exchange.on_chunk(taken, payload, arrived),
-        Received::Lost(bytes) => exchange.on_loss(io.now(), bytes),
-        Received::Nothing => exchange.on_timeout(io.now()),
-        Received::Failed(e) => exchange.on_error(io.now(), e),
     }
+}
+
+/// Hands a received chunk to the exchange; anything else is given back,
+/// no longer borrowing `io`, for [`feed_event`] with the time after it.
+fn feed_chunk(exchange: &mut Exchange<'_, '_>, received: Received<'_>) -> Option<Event> {
+    match received {
+        Received::Chunk(payload, arrived, taken) => {
+            exchange.on_chunk(taken, payload, arrived);
+            None
+        }
+        Received::Lost(bytes) => Some(Event::Lost(bytes)),
+        Received::Nothing => Some(Event::Nothing),
+        Received::Failed(e) => Some(Event::Failed(e)),
+    }
+}
+
+/// What [`Io`] received other than a chunk.
+enum Event {
+    Lost(u64),
+    Nothing,
+    Failed(Error),
+}
+
+/// Hands a loss, a timeout or a failure to the exchange at `now`.
+fn feed_event(exchange: &mut Exchange<'_, '_>, event: Event, now: Timestamp) {
+    match event {
+        Event::Lost(bytes) => exchange.on_loss(now, bytes),
+        Event::Nothing => exchange.on_timeout(now),
+        Event::Failed(e) => exchange.on_error(now, e),
+    }
+}
+
+/// The exchange's result; a miss leaves its times with the shell.
+fn finish<'e>(exchange: Exchange<'e, '_>, io: &mut impl Io) -> Result<Transaction<'e>> {
+    let missed = exchange.missed();
+    let result = exchange.finish();
+    if let (Err(Error::DeadlineMissed { .. }), Some(miss)) = (&result, missed) {
+        io.on_miss(&miss);
+    }
+    result
 }
 
 #[cfg(test)]
