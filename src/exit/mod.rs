@@ -50,7 +50,8 @@
 //! when it closes the process's usbfs descriptor, but leaves it without a
 //! driver. To get the tty back without a replug, bind the driver by hand
 //! (the interface's name is `<bus>-<port path>:1.<interface>`, e.g.
-//! `1-1.2:1.0`; `ftdi-rt doctor` lists the adapters and their interfaces):
+//! `1-1.2:1.0`; `ftdi-rt doctor` lists each adapter's interfaces with their
+//! drivers, and prints this command for one that has none):
 //! ```text
 //! echo 1-1.2:1.0 | sudo tee /sys/bus/usb/drivers/ftdi_sio/bind
 //! ```

@@ -11,6 +11,11 @@
 //! `released` flag is set first, and the transfer set submits nothing once
 //! it is set; a submission already past that check is the only one that
 //! can slip in, and the next round below takes the interface back from it.
+//!
+//! It shares the device handle with `Claimed` but only makes libusb calls
+//! that are single usbfs ioctls (claim, release, attach) and handle no
+//! events, so the transfer set's soundness argument (`transfers`, point 3)
+//! holds; holding the handle can only keep it open longer (point 2).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
