@@ -3,7 +3,9 @@
 //! process (this binary again, [`hold_usb`]) claims channel B; SIGTERM, then
 //! in a second round SIGINT, ends it as killed by that signal, and B's
 //! interface is bound to ftdi_sio again with its /dev/ttyUSB node back,
-//! while A, C and D never lose theirs.
+//! while A, C and D never lose theirs. A third round is the control: a
+//! holder killed by SIGKILL runs no code, B stays without a driver, and the
+//! recovery `ftdi_rt::exit` documents (a bind through sysfs) brings it back.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
@@ -98,6 +100,23 @@ fn wait_for_end(child: &mut Child) -> Result<ExitStatus, String> {
     status.ok_or_else(|| "no exit status".to_string())
 }
 
+/// Checks that `interface` has no driver for a second after its holder
+/// died (the kernel does not bind one by itself).
+fn stays_driverless(interface: &str) -> Result<(), String> {
+    let bound = wait_until(Duration::from_secs(1), Duration::from_millis(5), || {
+        driver_of(interface).is_some()
+    });
+    match bound {
+        None => Ok(()),
+        Some(after) => Err(format!(
+            "SIGKILL round: {interface} got driver {:?} {} ms after its holder was killed; \
+             the kernel was expected to leave it without one",
+            driver_of(interface),
+            after.as_millis()
+        )),
+    }
+}
+
 /// `reattach-on-signal`: see the module docs.
 pub fn reattach_on_signal(ctx: &mut Ctx) -> Outcome {
     let run = || -> Result<String, String> {
@@ -113,7 +132,11 @@ pub fn reattach_on_signal(ctx: &mut Ctx) -> Outcome {
         };
         let b_interface = format!("{}:1.{}", dev.bus_id(), Interface::B.number());
         let mut rounds = Vec::new();
-        for (signal, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGINT, "SIGINT")] {
+        for (signal, name) in [
+            (libc::SIGTERM, "SIGTERM"),
+            (libc::SIGINT, "SIGINT"),
+            (libc::SIGKILL, "SIGKILL"),
+        ] {
             let mut holder = spawn_holder(dev.bus_id())?;
             let held_by = driver_of(&b_interface);
             if held_by.as_deref() == Some("ftdi_sio") || is_char_device(b) {
@@ -134,6 +157,14 @@ pub fn reattach_on_signal(ctx: &mut Ctx) -> Outcome {
                 return Err(format!(
                     "{name} round: the holder ended with {status}, not killed by {name}"
                 ));
+            }
+            if signal == libc::SIGKILL {
+                // The control: nothing runs in a killed process, so B stays
+                // without a driver (what every signal did before the exit
+                // path); then the recovery the docs give, a sysfs bind.
+                stays_driverless(&b_interface)?;
+                std::fs::write("/sys/bus/usb/drivers/ftdi_sio/bind", &b_interface)
+                    .map_err(|e| format!("binding {b_interface} to ftdi_sio by hand: {e}"))?;
             }
             let mut b_again = None;
             let back = wait_until(Duration::from_secs(5), Duration::from_millis(5), || {
@@ -161,8 +192,13 @@ pub fn reattach_on_signal(ctx: &mut Ctx) -> Outcome {
                     return Err(format!("{name} round: {tty} vanished"));
                 }
             }
+            let how = if signal == libc::SIGKILL {
+                "driverless for 1 s, then bound by hand"
+            } else {
+                "re-attached by the exit path"
+            };
             emit(&format!(
-                "# reattach-on-signal: {name}: holder (held by {}) killed by {name}, \
+                "# reattach-on-signal: {name}: holder (held by {}) killed by {name}, {how}: \
                  {b_interface} back on ftdi_sio as {b_again} {} ms after its end, echoed",
                 held_by.as_deref().unwrap_or("no driver"),
                 back.as_millis()
@@ -170,8 +206,9 @@ pub fn reattach_on_signal(ctx: &mut Ctx) -> Outcome {
             rounds.push(format!("{name}: {b_again} in {} ms", back.as_millis()));
         }
         Ok(format!(
-            "a child holding B through ftdi-rt, killed by each signal, gave {b_interface} back \
-             to ftdi_sio ({}); {a}, {c}, {d} stayed",
+            "a child holding B through ftdi-rt, killed by SIGTERM and by SIGINT, gave \
+             {b_interface} back to ftdi_sio; killed by SIGKILL it left B driverless until a \
+             sysfs bind ({}); {a}, {c}, {d} stayed",
             rounds.join(", ")
         ))
     };
