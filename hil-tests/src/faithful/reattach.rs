@@ -192,14 +192,14 @@ pub fn reattach_on_signal(ctx: &mut Ctx) -> Outcome {
                     return Err(format!("{name} round: {tty} vanished"));
                 }
             }
-            let how = if signal == libc::SIGKILL {
-                "driverless for 1 s, then bound by hand"
+            let (how, since) = if signal == libc::SIGKILL {
+                ("driverless for 1 s, then bound by hand", "the bind")
             } else {
-                "re-attached by the exit path"
+                ("re-attached by the exit path", "its end")
             };
             emit(&format!(
                 "# reattach-on-signal: {name}: holder (held by {}) killed by {name}, {how}: \
-                 {b_interface} back on ftdi_sio as {b_again} {} ms after its end, echoed",
+                 {b_interface} back on ftdi_sio as {b_again} {} ms after {since}, echoed",
                 held_by.as_deref().unwrap_or("no driver"),
                 back.as_millis()
             ));
