@@ -8,10 +8,10 @@
 //! | exit path | what happens |
 //! |---|---|
 //! | the port is dropped or closed | the interface is released and `ftdi_sio` re-attached |
-//! | a panic that unwinds (the default `panic = "unwind"`) | the same: the port drops while the stack unwinds, also when the panic ends `main` |
+//! | a panic that unwinds (the default `panic = "unwind"`) | the same: the port drops while its thread's stack unwinds |
 //! | SIGINT, SIGTERM, SIGHUP with no handler of the application | ftdi-rt's handler: every detached interface is given back, then the process ends as killed by that signal (below) |
 //! | one of those signals, handled by the application | the application's handler runs as before; ftdi-rt does nothing (below) |
-//! | `std::process::exit`, or returning from `main` with ports in statics or leaked | no destructor runs: call [`reattach_kernel_drivers`] first |
+//! | `std::process::exit`, or `main` returning (or unwinding) while another thread, a static or a leak still holds a port | no destructor of those ports runs: call [`reattach_kernel_drivers`] first |
 //! | `panic = "abort"`, `std::process::abort`, SIGKILL, SIGSEGV, the OOM killer | nothing can run in the process: the tty stays gone until recovered (below) |
 //!
 //! # The signal handlers (ftdi-rt changes signal dispositions)
