@@ -93,7 +93,13 @@
 //! Opening a USB device needs write access to `/dev/bus/usb/BBB/DDD`: install
 //! `udev/60-ftdi-rt.rules` (see the README). ftdi-rt detaches `ftdi_sio` from
 //! the interface it claims and re-attaches it on close, so `/dev/ttyUSBn`
-//! comes back.
+//! comes back; also on a panic that unwinds and on SIGINT, SIGTERM and
+//! SIGHUP. **ftdi-rt changes signal dispositions** for that: once a port has
+//! detached a kernel driver, it handles those of the three signals the
+//! application leaves at `SIG_DFL`, gives the interfaces back, and ends the
+//! process as the signal would have. The [`exit`] module has the details,
+//! what happens under `panic = "abort"` or SIGKILL, and the opt-out
+//! ([`exit::leave_signals_alone`]).
 //!
 //! ## Logging
 //! The library logs through the [`log`] crate (never from the reader thread).
@@ -112,6 +118,7 @@ mod builder;
 mod channel;
 mod doorbell;
 mod error;
+pub mod exit;
 #[cfg(feature = "__fuzz")]
 #[doc(hidden)]
 pub mod fuzz_support;

@@ -8,7 +8,7 @@
 //! One concept per file, as mio's `sys/unix`: this file has the clock, the
 //! eventfd and `ppoll` (what every wait is made of); [`sched`] scheduling and
 //! CPU affinity, [`mem`] memory locking and page faults, [`fd`] plain
-//! descriptor I/O, [`tty`] terminal ioctls, [`epoll`] the shared reader's
+//! descriptor I/O, [`tty`] terminal ioctls, [`signal`] the exit path's signal handler, [`epoll`] the shared reader's
 //! wait, `reactor` registration with tokio (feature `tokio`). Nothing here
 //! imports the rest of the crate: times are plain `CLOCK_MONOTONIC` nanoseconds.
 
@@ -38,6 +38,7 @@ pub(crate) mod mem;
 #[cfg(feature = "tokio")]
 pub(crate) mod reactor;
 pub(crate) mod sched;
+pub(crate) mod signal;
 pub(crate) mod tty;
 
 /// Reads `CLOCK_MONOTONIC` in nanoseconds (vDSO, no system call on x86_64).

@@ -218,7 +218,17 @@ fn drivers(adapters: &[UsbAdapter]) -> Vec<Check> {
             let name = "interface driver";
             let place = format!("{} interface {}", a.path, itf.number);
             checks.push(match itf.driver.as_deref() {
-                None => Check::new(name, Status::Pass, format!("{place}: free")),
+                // Usable as is; but ftdi_sio may be missing because a
+                // program that detached it died without running any code
+                // (SIGKILL, abort): say how to bind it again.
+                None => Check::new(
+                    name,
+                    Status::Pass,
+                    format!(
+                        "{place}: free (no driver; for /dev/ttyUSB back after a libusb program                          was killed holding it: echo {}:1.{} | sudo tee                          /sys/bus/usb/drivers/ftdi_sio/bind)",
+                        a.path, itf.number
+                    ),
+                ),
                 Some("ftdi_sio") => Check::new(
                     name,
                     Status::Pass,

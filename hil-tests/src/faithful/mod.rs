@@ -14,6 +14,8 @@
 //!   and the replugged device works;
 //! * [`multichannel`]: on an FT4232H, ftdi-rt claims channel B while
 //!   ftdi_sio keeps A, C and D;
+//! * [`reattach`]: a process holding channel B and killed by SIGTERM or
+//!   SIGINT gives it back to ftdi_sio;
 //! * [`drained`]: `Port::write_drained` against the chip's record of the
 //!   last stop bit;
 //! * [`silence`]: Modbus RTU replies framed by `ReplyEnd::Silence(t3.5)`,
@@ -32,6 +34,7 @@ pub mod flush;
 pub mod heartbeat;
 pub mod multichannel;
 pub mod pacing;
+pub mod reattach;
 pub mod silence;
 pub mod unplug;
 

@@ -13,7 +13,7 @@ use crate::guest::{Ctx, Outcome, is_char_device, wait_until};
 use crate::virtual_ftdi::{attach, open_usb};
 
 /// Echoes all byte values through a channel's kernel tty.
-fn tty_echo(tty: &str) -> Result<(), String> {
+pub(crate) fn tty_echo(tty: &str) -> Result<(), String> {
     let mut port =
         Port::open_tty(tty, &PortConfig::default()).map_err(|e| format!("open_tty {tty}: {e}"))?;
     let all: Vec<u8> = (0..=255).collect();

@@ -2,13 +2,19 @@
 //! need to know about it. Shared (`Arc`) by the transfer set, which keeps it
 //! open while any transfer exists.
 
+use std::sync::Arc;
+
 use rusb::UsbContext;
 
 use super::descriptor::BulkEndpoints;
+use super::detached::DetachedInterface;
+use crate::exit::Registration;
 use crate::proto::{Chip, Interface};
 
 /// A claimed FTDI interface. Dropping it releases the interface and
 /// re-attaches ftdi_sio if it was attached before, so `/dev/ttyUSBn` returns.
+/// While ftdi_sio is detached, the interface is on the exit path's list
+/// (`crate::exit`), so that a signal gives it back too.
 ///
 /// The handle (and the libusb context it owns) is private: from here on
 /// only the transfer set reaches libusb, through the raw pointers, and
@@ -16,7 +22,8 @@ use crate::proto::{Chip, Interface};
 /// event loop on the caller's thread (see `transfers`, "Why this is sound").
 #[derive(Debug)]
 pub(crate) struct Claimed {
-    handle: rusb::DeviceHandle<rusb::Context>,
+    /// Shared with `detached`, which may release the interface on a signal.
+    handle: Arc<rusb::DeviceHandle<rusb::Context>>,
     /// The device in words (`DeviceInfo`'s description).
     pub(crate) name: String,
     pub(crate) chip: Chip,
@@ -25,8 +32,9 @@ pub(crate) struct Claimed {
     pub(crate) ep_out: u8,
     /// The bulk-IN endpoint's, checked to suit the FTDI framing.
     pub(crate) max_packet_size: usize,
-    /// ftdi_sio was bound before we detached it.
-    reattach: bool,
+    /// ftdi_sio was bound before we detached it: the interface to give
+    /// back, and its entry on the exit path's list.
+    detached: Option<(Arc<DetachedInterface>, Registration)>,
 }
 
 impl Claimed {
@@ -41,6 +49,16 @@ impl Claimed {
         endpoints: BulkEndpoints,
         reattach: bool,
     ) -> rusb::Result<Claimed> {
+        let handle = Arc::new(handle);
+        let detached = reattach.then(|| {
+            let entry = Arc::new(DetachedInterface::new(
+                handle.clone(),
+                interface.number(),
+                name.clone(),
+            ));
+            let registration = Registration::new(entry.clone());
+            (entry, registration)
+        });
         let claimed = Claimed {
             handle,
             name,
@@ -49,7 +67,7 @@ impl Claimed {
             ep_in: endpoints.ep_in,
             ep_out: endpoints.ep_out,
             max_packet_size: endpoints.max_packet_size,
-            reattach,
+            detached,
         };
         claimed.handle.claim_interface(interface.number())?;
         Ok(claimed)
@@ -57,6 +75,14 @@ impl Claimed {
 
     pub(crate) fn description(&self) -> String {
         format!("{} interface {}", self.name, self.interface)
+    }
+
+    /// The interface has been given back to its kernel driver (a signal:
+    /// see `detached`): the transfer set submits nothing more.
+    pub(crate) fn released(&self) -> bool {
+        self.detached
+            .as_ref()
+            .is_some_and(|(entry, _)| entry.released())
     }
 
     /// The libusb device handle, for the transfer set.
@@ -72,17 +98,12 @@ impl Claimed {
 
 impl Drop for Claimed {
     fn drop(&mut self) {
-        let number = self.interface.number();
-        if let Err(e) = self.handle.release_interface(number) {
-            log::debug!("releasing interface {number}: {e}");
-        }
-        if self.reattach {
-            match self.handle.attach_kernel_driver(number) {
-                Ok(()) => log::debug!("ftdi_sio re-attached to interface {number}"),
-                Err(e) => log::warn!(
-                    "could not re-attach ftdi_sio to {} interface {number}: {e}; replug the adapter to get /dev/ttyUSB back",
-                    self.name
-                ),
+        // Dropping the registration releases the interface and re-attaches
+        // ftdi_sio, unless a signal's exit path already took it over.
+        if self.detached.take().is_none() {
+            let number = self.interface.number();
+            if let Err(e) = self.handle.release_interface(number) {
+                log::debug!("releasing interface {number}: {e}");
             }
         }
     }

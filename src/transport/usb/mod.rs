@@ -29,6 +29,7 @@
 
 mod claimed;
 pub(crate) mod descriptor;
+mod detached;
 mod device;
 mod event_loop;
 mod identity;

@@ -4,6 +4,8 @@
 //!
 //! Usage: `vtime-guest [--list] [--only a,b] [--skip a,b] [--set key=value]...
 //!                     [--vhci 50|other] [--case-timeout s]`
+//! (`vtime-guest --hold-usb SELECTOR INTERFACE` is the child process of the
+//! `reattach-on-signal` case.)
 //!
 //! `--vhci` is how vhci-hcd's `vhci_rx`/`vhci_tx` kernel threads run
 //! (`SCHED_FIFO` priority, or `other` to leave them at `SCHED_OTHER`); cases
@@ -86,6 +88,11 @@ const CASES: &[Case] = &[
         run: faithful::multichannel::ft4232h_channel_b,
     },
     Case {
+        name: "reattach-on-signal",
+        about: "a child holding FT4232H channel B through ftdi-rt, killed by SIGTERM, then SIGINT: B's interface is back on ftdi_sio with its tty",
+        run: faithful::reattach::reattach_on_signal,
+    },
+    Case {
         name: "write-drained",
         about: "Port::write_drained of 1-300 bytes returns after the last stop bit (chip's wire log) by at most a latency period + transport slack",
         run: faithful::drained::write_drained,
@@ -111,6 +118,13 @@ fn usage() -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // The child role of `reattach-on-signal`.
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, selector, interface] = argv.as_slice()
+        && flag == faithful::reattach::HOLD_USB
+    {
+        return faithful::reattach::hold_usb(selector, interface);
+    }
     let mut ctx = Ctx::new();
     ctx.case_timeout = Duration::from_secs(600);
     let mut sel = Selection::default();

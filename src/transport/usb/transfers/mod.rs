@@ -206,6 +206,11 @@ impl Transfers for TransferSet {
     }
 
     fn submit_in(&mut self, i: usize) -> Result<(), TransferError> {
+        // Given back to ftdi_sio on a signal: a submission would claim the
+        // interface again (`detached`).
+        if self.device.released() {
+            return Err(TransferError::Cancelled);
+        }
         let (handle, endpoint) = (self.device.raw_handle(), self.device.ep_in);
         let slot = self.slots[..self.ins]
             .get_mut(i)
@@ -250,6 +255,9 @@ impl Transfers for TransferSet {
         timeout_ms: u32,
         fill: &mut dyn FnMut(&mut [u8]) -> usize,
     ) -> Result<(), TransferError> {
+        if self.device.released() {
+            return Err(TransferError::Cancelled);
+        }
         let (handle, endpoint) = (self.device.raw_handle(), self.device.ep_out);
         let slot = self.out_slot(k).ok_or(TransferError::Unknown(
             rusb::constants::LIBUSB_ERROR_NOT_FOUND,
