@@ -202,7 +202,7 @@ fn watch<R: Reopen>(
                 }
                 Err((e, Some(back))) => {
                     note(&mut last_error, &e, &resume);
-                    pipeline = back;
+                    pipeline = *back;
                 }
                 Err((e, None)) => {
                     log::error!(
@@ -238,7 +238,7 @@ fn restart<R: Reopen>(
     parts: Parts<R::Inbound>,
     pipeline: Pipeline,
     resume: &Resume<R>,
-) -> std::result::Result<PortReader, (Error, Option<Pipeline>)> {
+) -> std::result::Result<PortReader, (Error, Option<Box<Pipeline>>)> {
     let Parts {
         inbound,
         outbound,
@@ -247,7 +247,7 @@ fn restart<R: Reopen>(
         thread_name,
     } = parts;
     if let Err(e) = resume.writer.resume_on(outbound) {
-        return Err((e, Some(pipeline)));
+        return Err((e, Some(Box::new(pipeline))));
     }
     let config = &resume.config;
     let started = match &config.reader {
