@@ -128,10 +128,11 @@ pub fn vhci_resume(ctx: &mut Ctx) -> Outcome {
         if !matches!(write, Err(Error::Disconnected)) {
             return Err(format!("a write while the device is gone: {write:?}"));
         }
+        // The function comes back once the device server has ended.
         wait_until(Duration::from_secs(5), Duration::from_millis(2), || {
-            dev.device().detached().is_some()
+            dev.function_mut().is_some()
         })
-        .ok_or("the device server did not notice the detach within 5 s")?;
+        .ok_or("the device server did not end within 5 s of the detach")?;
 
         // The same adapter, power-cycled: a new chip, same serial number.
         let fresh = VirtualFtdi::builder(Chip::Ft232R)
