@@ -59,11 +59,17 @@ fn slave() -> impl ftdi_rt::sim::Device {
 }
 
 fn port(baud: u32) -> Port {
+    port_with(baud, Duration::ZERO)
+}
+
+/// A port at `baud` whose silence framing allows for `jitter`.
+fn port_with(baud: u32, jitter: Duration) -> Port {
     let chip = SimChip::new(slave(), SimConfig::default()).unwrap();
     let config = PortConfig::default()
         .with_baud(baud)
         .with_line(RTU)
         .with_latency_timer_ms(1)
+        .with_arrival_jitter(jitter)
         .with_reader_realtime(common::realtime(80, Pinning::LastCpu));
     Port::open_sim(chip, &config).unwrap()
 }
@@ -102,6 +108,38 @@ fn modbus_rtu_replies_are_framed_by_t3_5_of_silence_at_9600_bd() {
     }
     assert_eq!(port.stats().deadline_misses, 0);
     assert!(port.last_miss().is_none());
+}
+
+#[test]
+fn an_allowed_arrival_jitter_raises_the_silence_floor_at_19200_bd() {
+    let _serial = common::serial();
+    let c = character_time(19_200, RTU).unwrap();
+    let (t35, _) = modbus_rtu_gaps(19_200, c);
+    // t3.5 at 19200 Bd (2.005 ms) is just above a 1 ms timer's 2 ms floor
+    // (framed in virtual time in tests/timing/silence.rs and through the
+    // rig's real stack in its `silence-framing` case). Allowing 1 ms of
+    // arrival jitter raises the floor to 2 × 2 ms: t3.5 is refused, naming
+    // the floor, and a longer quiet time frames the reply whole.
+    let mut port = port_with(19_200, Duration::from_millis(1));
+    let e = port
+        .transact(&request(1), ReplyEnd::Silence(t35), Duration::from_secs(2))
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidInput(m) if m.contains("at least 4ms")),
+        "{e}"
+    );
+    assert_eq!(port.stats().transactions, 0, "nothing was sent");
+    let t = port
+        .transact(
+            &request(4),
+            ReplyEnd::Silence(Duration::from_millis(5)),
+            Duration::from_secs(2),
+        )
+        .unwrap();
+    let reply = t.bytes();
+    let n = reply.len();
+    assert_eq!(n, 3 + 4 + 2, "one whole frame");
+    assert_eq!(crc16(&reply[..n - 2]), reply[n - 2..], "not split inside");
 }
 
 #[test]

@@ -202,6 +202,20 @@ fn settings_the_tty_cannot_take_are_named() {
     assert!(e.to_string().contains("baud 0"), "{e}");
     let e = port.set_event_char(Some(b'\n')).unwrap_err();
     assert!(matches!(e, Error::Unsupported { .. }), "{e}");
+    // The timing features that need the chip's status packets: refused
+    // before anything is sent, saying what to use instead.
+    let e = port
+        .transact(b"?", ReplyEnd::Silence(Duration::from_millis(5)), DEADLINE)
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Unsupported { setting, .. } if setting.contains("Silence")),
+        "{e}"
+    );
+    assert!(e.to_string().contains("open_usb"), "{e}");
+    let e = port.write_drained(b"?", DEADLINE).unwrap_err();
+    assert!(matches!(e, Error::Unsupported { .. }), "{e}");
+    assert!(e.to_string().contains("tcdrain"), "{e}");
+    assert_eq!(port.stats().transactions, 0, "nothing was sent");
     let req = common::request(1);
     let t = port.transact(&req, ReplyEnd::Length(1), DEADLINE).unwrap();
     assert_eq!(t.bytes(), [Frobnicator::reply_for(&req)]);

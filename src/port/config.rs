@@ -70,6 +70,11 @@ pub struct PortConfig {
     pub latency_budget: Option<Duration>,
     /// What an exchange looks like, for the latency budget.
     pub reply_shape: ReplyShape,
+    /// How much the delay from the chip to the reader's timestamp may vary
+    /// between two packets, for silence-framed replies
+    /// ([`ReplyEnd::Silence`](crate::ReplyEnd::Silence)). Default 0: the
+    /// stated resolution (see [`with_arrival_jitter`](PortConfig::with_arrival_jitter)).
+    pub arrival_jitter: Duration,
 }
 
 impl Default for PortConfig {
@@ -95,6 +100,7 @@ impl Default for PortConfig {
             resume: false,
             latency_budget: None,
             reply_shape: ReplyShape::default(),
+            arrival_jitter: Duration::ZERO,
         }
     }
 }
@@ -227,6 +233,26 @@ impl PortConfig {
         self
     }
 
+    /// Makes silence framing ([`ReplyEnd::Silence`](crate::ReplyEnd::Silence))
+    /// robust to packets that reach the reader up to `jitter` later than
+    /// others: a status-only packet proves silence only `jitter` after it
+    /// would otherwise, so one stamped late (a reader woken late, a loaded
+    /// host) cannot end a reply inside a short gap of it.
+    ///
+    /// The price, stated: a reply ends up to twice `jitter` later, and the
+    /// shortest quiet time the port accepts rises from two latency periods
+    /// to `2 × (latency timer + jitter)`. On a 1 ms timer, Modbus RTU's t3.5
+    /// at 19200 Bd (2.005 ms) is then refused; a request/reply master can
+    /// ask for a longer quiet time instead (nothing else is on the line
+    /// until its next request), paying that much latency. Set it to the
+    /// reader's measured wakeup jitter (the spread of `ftdi-rt bench`'s
+    /// reader wakeups, e.g. its p99.9 minus p50) when framing must hold
+    /// under load; 0 to 100 ms.
+    pub fn with_arrival_jitter(mut self, jitter: Duration) -> Self {
+        self.arrival_jitter = jitter;
+        self
+    }
+
     /// Also accepts devices with this vendor/product ID.
     pub fn with_usb_id(mut self, vendor: u16, product: u16) -> Self {
         self.usb_ids.push(UsbId { vendor, product });
@@ -276,9 +302,19 @@ impl PortConfig {
         if self.write_timeout.is_zero() || self.control_timeout.is_zero() {
             return bad("timeouts must be longer than zero (Duration::MAX for none)".into());
         }
+        if self.arrival_jitter > MAX_ARRIVAL_JITTER {
+            return bad(format!(
+                "arrival jitter must be 0..={MAX_ARRIVAL_JITTER:?}, got {:?}",
+                self.arrival_jitter
+            ));
+        }
         Ok(())
     }
 }
+
+/// The largest arrival jitter silence framing is told to allow for: a
+/// reader late by more than this is stalled, not jittering.
+const MAX_ARRIVAL_JITTER: Duration = Duration::from_millis(100);
 
 /// Bulk-IN transfers a port may keep in flight.
 const TRANSFERS_IN_FLIGHT: RangeInclusive<usize> = 1..=32;
@@ -315,5 +351,10 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(e.to_string().contains("transfers in flight"), "{e}");
+        let e = PortConfig::default()
+            .with_arrival_jitter(Duration::from_secs(1))
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("arrival jitter"), "{e}");
     }
 }

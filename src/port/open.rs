@@ -164,7 +164,8 @@ impl Port {
             reader,
             receiver,
             writer,
-            transactions: Engine::new(config.reply_capacity),
+            transactions: Engine::new(config.reply_capacity)
+                .with_arrival_jitter(config.arrival_jitter),
             last_miss: None,
             channel: shared,
             realtime,

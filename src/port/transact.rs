@@ -76,7 +76,8 @@ impl Port {
 
     /// Refuses a silence-framed reply the port cannot decide: on a tty (no
     /// status packets), or with a quiet time below the blur of two latency
-    /// periods (`timing::gap_threshold` with no inner gap).
+    /// periods plus twice the allowed arrival jitter (`timing::gap_threshold`
+    /// with no inner gap).
     fn check_silence(&self, quiet: Duration) -> Result<()> {
         if quiet.is_zero() {
             return Ok(()); // the engine refuses it, with its own message
@@ -96,12 +97,15 @@ impl Port {
             .latency_timer_ms
             .load(Ordering::Relaxed);
         let latency = Duration::from_millis(u64::from(latency_ms));
-        match gap_threshold(quiet, Duration::ZERO, latency, Duration::ZERO) {
+        let jitter = self.transactions.arrival_jitter();
+        match gap_threshold(quiet, Duration::ZERO, latency, jitter) {
             Ok(_) => Ok(()),
             Err(e) => Err(Error::InvalidInput(format!(
                 "ReplyEnd::Silence({quiet:?}) is below the {:?} a {latency:?} latency timer \
-                 can resolve (packet timing blurs a gap by two latency periods); ask for at \
-                 least {:?} or lower the latency timer (PortConfig::with_latency_timer_ms)",
+                 with {jitter:?} of arrival jitter can resolve (packet timing blurs a gap by \
+                 two latency periods plus twice the jitter); ask for at least {:?}, or lower \
+                 the latency timer (PortConfig::with_latency_timer_ms) or the allowed jitter \
+                 (PortConfig::with_arrival_jitter)",
                 e.needed, e.needed
             ))),
         }

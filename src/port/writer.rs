@@ -17,7 +17,9 @@ use crate::transport::{Applied, Outbound, Setting};
 /// thread can write while another receives (see [`Port::split`]).
 ///
 /// None of this runs on the realtime reader; the locks here are only ever
-/// taken by application threads.
+/// taken by application threads (and, on a port that resumes, by its
+/// watcher while it puts the settings back on a device that returned:
+/// writes and settings fail fast meanwhile, the getters wait for it).
 ///
 /// [`Port::split`]: crate::Port::split
 #[derive(Debug)]
@@ -449,9 +451,12 @@ impl Writer {
             let applied = outbound.apply(setting)?;
             self.note_applied(&applied);
         }
-        *lock(&self.outbound) = outbound;
+        let old = std::mem::replace(&mut *lock(&self.outbound), outbound);
         self.counters.link_down.store(false, Ordering::Release);
         drop(line);
+        // Outside the locks: releasing the old device can take a while
+        // (libusb gives the interface back to ftdi_sio).
+        drop(old);
         Ok(())
     }
 }

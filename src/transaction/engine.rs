@@ -38,6 +38,7 @@
 //! [`MAX_SETTLE`]: owed::MAX_SETTLE
 //! [`MAX_QUIET`]: owed::MAX_QUIET
 
+mod check;
 mod owed;
 
 use std::sync::Arc;
@@ -45,6 +46,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use self::check::check_call;
 pub(crate) use self::owed::Missed;
 use self::owed::Owed;
 use super::attribution::Attribution;
@@ -87,6 +89,9 @@ pub(crate) struct Engine {
     owed: Option<Owed>,
     /// One character's time on the line, for silence framing.
     char_time: Duration,
+    /// The spread of packet arrival delays silence framing allows for
+    /// (`PortConfig::arrival_jitter`).
+    arrival_jitter: Duration,
 }
 
 /// The largest reply buffer a port may have (16 MiB): replies of
@@ -105,7 +110,20 @@ impl Engine {
             attribution: Attribution::default(),
             owed: None,
             char_time: Duration::ZERO,
+            arrival_jitter: Duration::ZERO,
         }
+    }
+
+    /// Silence framing allows for packets stamped up to `jitter` late.
+    #[must_use]
+    pub(crate) fn with_arrival_jitter(mut self, jitter: Duration) -> Engine {
+        self.arrival_jitter = jitter;
+        self
+    }
+
+    /// The arrival jitter silence framing allows for.
+    pub(crate) fn arrival_jitter(&self) -> Duration {
+        self.arrival_jitter
     }
 
     /// The line's character time (the shell sets it before each exchange:
@@ -148,38 +166,12 @@ impl Engine {
         reply: ReplyEnd<'r>,
         deadline: Duration,
     ) -> Result<Exchange<'e, 'r>> {
-        let invalid = |what: String| Err(Error::InvalidInput(what));
-        if request_len == 0 {
-            return invalid("the request is empty: there is nothing to send".into());
-        }
-        if deadline.is_zero() {
-            return invalid(
-                "a zero deadline cannot be met (use Duration::MAX for no deadline)".into(),
-            );
-        }
-        match reply {
-            ReplyEnd::Length(0) => {
-                return invalid("ReplyEnd::Length(0): a reply must be at least 1 byte".into());
-            }
-            ReplyEnd::Silence(quiet) if quiet.is_zero() => {
-                return invalid(
-                    "ReplyEnd::Silence(0): a reply cannot end after no silence; give the \
-                     protocol's quiet time (Modbus RTU: 3.5 character times)"
-                        .into(),
-                );
-            }
-            ReplyEnd::Length(n) if n > self.capacity => {
-                return invalid(format!(
-                    "ReplyEnd::Length({n}) does not fit the {}-byte reply buffer; raise \
-                     PortConfig::reply_capacity (1..={MAX_REPLY_CAPACITY})",
-                    self.capacity
-                ));
-            }
-            _ => {}
-        }
+        check_call(request_len, reply, deadline, self.capacity)?;
         self.buf.clear();
         let framer = match reply {
-            ReplyEnd::Silence(quiet) => Some(SilenceFramer::new(quiet, self.char_time)),
+            ReplyEnd::Silence(quiet) => Some(
+                SilenceFramer::new(quiet, self.char_time).with_arrival_jitter(self.arrival_jitter),
+            ),
             _ => None,
         };
         Ok(Exchange {

@@ -81,11 +81,13 @@ pub enum ReplyEnd<'a> {
     /// (Modbus RTU's t3.5): decided from packet arrival times, the chip's
     /// status-only packets proving the silence up to their own time, never
     /// by a bare timer ([`SilenceFramer`](crate::timing::SilenceFramer)).
-    /// The end is decided between `quiet + c` and `quiet + c + 2L` after
-    /// the last stop bit (c: one character, L: the latency timer), plus the
-    /// deciding packet's delivery. A zero duration is refused as
-    /// [`Error::InvalidInput`], and so is one shorter than the two latency
-    /// periods packet timing blurs a gap by (the error names that floor);
+    /// The end is decided between `quiet + c` and `quiet + c + 2L + 2j`
+    /// after the last stop bit (c: one character, L: the latency timer, j:
+    /// the arrival jitter allowed for,
+    /// [`PortConfig::with_arrival_jitter`](crate::PortConfig::with_arrival_jitter),
+    /// default 0), plus the deciding packet's delivery. A zero duration is
+    /// refused as [`Error::InvalidInput`], and so is one shorter than the
+    /// `2L + 2j` packet timing blurs a gap by (the error names that floor);
     /// a kernel tty has no status packets and refuses it as
     /// [`Error::Unsupported`]. The rest of a missed silence-framed reply is
     /// settled by a quiet line of the same length (at most one second).

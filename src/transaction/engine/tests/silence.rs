@@ -15,6 +15,13 @@ fn heartbeats(line: &mut Line, from: u64, to: u64, period: u64) {
     }
 }
 
+/// A `Silence(QUIET)` call with a 50 ms deadline that must succeed: its
+/// reply, arrival and latency.
+fn framed(engine: &mut Engine, line: &mut Line) -> (Vec<u8>, Duration, Duration) {
+    let t = transact(engine, line, b"req", ReplyEnd::Silence(QUIET), 50 * MS).unwrap();
+    (t.bytes().to_vec(), t.arrival(), t.latency())
+}
+
 fn engine() -> Engine {
     let mut engine = Engine::new(64);
     engine.set_char_time(CHAR);
@@ -29,18 +36,9 @@ fn the_reply_ends_at_the_status_packet_that_proves_the_silence() {
     // A reply in two packets with a 3 ms gap inside (shorter than the quiet
     // time: it must not split there), then silence.
     line.arrives(at(3), b"ab").arrives(at(6), b"cd");
-    let t = transact(
-        &mut engine,
-        &mut line,
-        b"req",
-        ReplyEnd::Silence(QUIET),
-        50 * MS,
-    )
-    .unwrap();
-    assert_eq!(t.bytes(), b"abcd");
+    let t = framed(&mut engine, &mut line);
     // Quiet proven at s when s - 6 - 1 char >= 4: the packet at 11 ms.
-    assert_eq!(t.arrival(), 11 * MS);
-    assert_eq!(t.latency(), 11 * MS);
+    assert_eq!(t, (b"abcd".to_vec(), 11 * MS, 11 * MS));
     assert_eq!(line.now, at(11), "woken by the deciding packet, not later");
 }
 
@@ -82,15 +80,8 @@ fn status_packets_before_any_reply_byte_end_nothing() {
     let mut line = Line::new(at(0));
     heartbeats(&mut line, 1, 30, 1);
     line.arrives(at(15), b"x");
-    let t = transact(
-        &mut engine,
-        &mut line,
-        b"req",
-        ReplyEnd::Silence(QUIET),
-        50 * MS,
-    )
-    .unwrap();
-    assert_eq!((t.bytes(), t.arrival()), (&b"x"[..], 20 * MS));
+    let t = framed(&mut engine, &mut line);
+    assert_eq!((&t.0[..], t.1), (&b"x"[..], 20 * MS));
 }
 
 #[test]
@@ -151,4 +142,32 @@ fn a_missed_silence_reply_is_settled_by_its_own_quiet_time() {
         (tally.misses, tally.unsettled, tally.stale_bytes),
         (1, 0, 4)
     );
+}
+
+#[test]
+fn allowing_arrival_jitter_keeps_a_late_heartbeat_from_ending_a_reply_in_a_gap() {
+    // A reply with a 2-character gap before its tail: the data packet of
+    // "ab" was stamped at 3 ms; a reader that woke late stamped the next
+    // data packet ("cd", its bytes on the wire by 8 ms) at 10 ms, and the
+    // heartbeat the chip sent before it at 9 ms. Without jitter allowed,
+    // 9 - 3 - 1 char = 5 ms of "proven" silence ends the reply at "ab".
+    let script = |line: &mut Line| {
+        line.arrives(at(3), b"ab")
+            .arrives(at(9), &[])
+            .arrives(at(10), b"cd");
+        heartbeats(line, 11, 40, 1);
+    };
+    let mut plain = engine();
+    let mut line = Line::new(at(0));
+    script(&mut line);
+    let t = framed(&mut plain, &mut line);
+    assert_eq!(t.0, b"ab", "the late heartbeat split the reply");
+    // Allowing 2 ms of jitter: the same heartbeat proves only 3 ms; the
+    // reply ends whole, 2 ms later than it would with no jitter (at 17 ms:
+    // 17 - 10 - 1 char - 2 ms >= 4 ms).
+    let mut tolerant = engine().with_arrival_jitter(2 * MS);
+    let mut line = Line::new(at(0));
+    script(&mut line);
+    let t = framed(&mut tolerant, &mut line);
+    assert_eq!((&t.0[..], t.1), (&b"abcd"[..], 17 * MS));
 }
