@@ -86,6 +86,10 @@
 //! Adapters are told apart across replugs by [`Identity`] (serial number and
 //! channel, else port path and channel); [`list`] warns on each adapter whose
 //! serial number is blank or shared ([`DeviceInfo::identity_warning`]).
+//! A port opened with [`PortConfig::with_resume`] survives an unplug: the
+//! stream reports [`Error::Disconnected`] and goes on, a watcher thread
+//! finds the same identity again, re-applies every setting, and the stream
+//! reports [`Error::Resumed`] with the gap ([`Statistics::resumes`]).
 //!
 #![doc = include_str!("transaction/timeouts.md")]
 //!

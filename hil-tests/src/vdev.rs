@@ -226,6 +226,30 @@ impl<F: UsbFunction + Send + 'static> VirtualDevice<F> {
         Ok(t0.elapsed())
     }
 
+    /// Plugs the device back in and waits only until the kernel has
+    /// enumerated it, not for its tty nodes: for a driver that claims the
+    /// device as soon as it is there (a port that resumes), which takes
+    /// the ttys away again. Returns how long that took.
+    ///
+    /// # Errors
+    /// The replug failed, or the kernel did not enumerate the device in
+    /// [`ENUMERATION_LIMIT`].
+    pub fn replug_enumerated(&mut self) -> Result<Duration, String> {
+        let t0 = Instant::now();
+        self.dev.replug().map_err(|e| format!("replug: {e}"))?;
+        self.bus_id = self
+            .dev
+            .wait_for_bus_id(ENUMERATION_LIMIT)
+            .map_err(|e| e.to_string())?;
+        Ok(t0.elapsed())
+    }
+
+    /// The function while the device is unplugged (to swap in a
+    /// power-cycled one before a replug); `None` while it is attached.
+    pub fn function_mut(&mut self) -> Option<&mut F> {
+        self.dev.function_mut()
+    }
+
     /// One line on the attachment: port, bus id, ttys, the server's
     /// realtime setup, the vhci threads, and the server's lateness.
     pub fn describe(&self) -> String {

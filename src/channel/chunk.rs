@@ -10,6 +10,20 @@ use crate::timing::{WireClock, WireWindow};
 /// the 2 status bytes). A full-speed packet carries at most 62.
 pub const CHUNK_CAPACITY: usize = 510;
 
+/// What a chunk is: data, or one of the two events of a port that resumes
+/// after an unplug, which travel in the stream (empty payload) so that
+/// they reach the application at their point of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Mark {
+    /// Received bytes (possibly none: a loss notice).
+    #[default]
+    Data,
+    /// The link was lost here; the port waits for the device to come back.
+    LinkLost,
+    /// The device came back after this long (ns).
+    Resumed { gap_ns: u64 },
+}
+
 /// The payload of one received packet (or one `read()` of a kernel tty),
 /// with the status the device sent with it and the time it arrived.
 ///
@@ -25,6 +39,7 @@ pub struct Chunk {
     pub(crate) modem: ModemStatus,
     pub(crate) line: LineStatus,
     pub(crate) has_status: bool,
+    pub(crate) mark: Mark,
     pub(crate) data: [u8; CHUNK_CAPACITY],
 }
 
@@ -38,6 +53,7 @@ impl Default for Chunk {
             modem: ModemStatus::default(),
             line: LineStatus::default(),
             has_status: false,
+            mark: Mark::Data,
             data: [0; CHUNK_CAPACITY],
         }
     }
@@ -101,6 +117,7 @@ impl Chunk {
         self.end = len as u16;
         self.arrived = arrived;
         self.lost_before = lost_before;
+        self.mark = Mark::Data;
         match status {
             Some((modem, line)) => {
                 self.modem = modem;

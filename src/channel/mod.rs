@@ -8,6 +8,13 @@
 //! stream. When the reader stops, the application still receives everything
 //! queued, then [`Error::Disconnected`](crate::Error::Disconnected).
 //!
+//! A port that resumes after an unplug keeps its channel open: the sender
+//! (the reader's pipeline) moves to the reader of the device that came
+//! back, and the unplug and the return travel in the ring as marked empty
+//! chunks ([`Mark`]), which the receiver reports once each, in order, as
+//! [`Error::Disconnected`](crate::Error::Disconnected) and
+//! [`Error::Resumed`](crate::Error::Resumed).
+//!
 //! ```text
 //!  reader thread (SCHED_FIFO)                 application thread
 //!  Sender::push ──► rtrb ring of Chunk ──► Receiver::{recv_timeout, try_recv, read}
@@ -21,6 +28,7 @@ mod shared;
 
 use std::sync::Arc;
 
+pub(crate) use chunk::Mark;
 pub use chunk::{CHUNK_CAPACITY, Chunk};
 pub use receiver::Receiver;
 pub(crate) use sender::Sender;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use mio::unix::SourceFd;
 
-use super::chunk::Chunk;
+use super::chunk::{Chunk, Mark};
 use super::shared::Shared;
 use crate::error::{Error, Result};
 use crate::stats::{LatencySummary, new_latency_histogram, record};
@@ -68,6 +68,11 @@ impl Receiver {
     /// [`Error::TimedOut`] if nothing arrived; [`Error::Overflow`] once at the
     /// point of the stream where data was dropped (then the data after it);
     /// [`Error::Disconnected`] after everything received has been taken.
+    /// On a port that resumes after an unplug
+    /// ([`PortConfig::with_resume`](crate::PortConfig::with_resume)),
+    /// [`Error::Disconnected`] once where the link was lost, then
+    /// [`Error::Resumed`] once where the device came back, each between
+    /// the data before and after it; receive on after either.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<&Chunk> {
         self.wait_ready(Some(timeout))?;
         Ok(self.take_head())
@@ -95,6 +100,18 @@ impl Receiver {
             }
         }
         Ok(Some(self.take_head()))
+    }
+
+    /// The chunk the last successful receive handed out (for callers that
+    /// cannot keep that borrow across a loop).
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] if no chunk is handed out.
+    pub(crate) fn head(&self) -> Result<&Chunk> {
+        if !self.head_taken {
+            return Err(Error::Disconnected);
+        }
+        self.ring.peek().map_err(|_| Error::Disconnected)
     }
 
     /// Whether a chunk is ready for [`try_recv`](Receiver::try_recv),
@@ -129,10 +146,17 @@ impl Receiver {
 
     /// Drops everything received so far without waiting; returns the number
     /// of bytes dropped. Loss and disconnect notices are kept for the next
-    /// receive.
+    /// receive, and so is everything from an unplug or resume event on (a
+    /// port that resumes, [`Error::Resumed`]).
     pub fn discard_pending(&mut self) -> u64 {
         let mut dropped = 0;
         loop {
+            if self.head_taken {
+                self.pop_head();
+            }
+            if self.ring.peek().is_ok_and(|c| c.mark != Mark::Data) {
+                return dropped;
+            }
             match self.ready() {
                 Ok(true) => {
                     dropped += self.take_head().payload().len() as u64;
@@ -172,8 +196,8 @@ impl Receiver {
             self.pop_head();
         }
         loop {
-            let (lost, consumed) = match self.ring.peek() {
-                Ok(chunk) => (chunk.lost_before, chunk.start == chunk.end),
+            let (lost, consumed, mark) = match self.ring.peek() {
+                Ok(chunk) => (chunk.lost_before, chunk.start == chunk.end, chunk.mark),
                 Err(_) => {
                     if !self.shared.closed.load(Ordering::Acquire) {
                         return Ok(false);
@@ -193,6 +217,20 @@ impl Receiver {
             if lost > 0 && !self.loss_reported {
                 self.loss_reported = true;
                 return Err(Error::Overflow { lost_bytes: lost });
+            }
+            // A resuming port's events, once each, after the loss before them.
+            match mark {
+                Mark::Data => {}
+                Mark::LinkLost => {
+                    self.pop_head();
+                    return Err(Error::Disconnected);
+                }
+                Mark::Resumed { gap_ns } => {
+                    self.pop_head();
+                    return Err(Error::Resumed {
+                        gap: Duration::from_nanos(gap_ns),
+                    });
+                }
             }
             if consumed {
                 self.pop_head();

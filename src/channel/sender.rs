@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::chunk::{CHUNK_CAPACITY, Chunk};
+use super::chunk::{CHUNK_CAPACITY, Chunk, Mark};
 use super::shared::Shared;
 use crate::proto::{LineStatus, ModemStatus};
 use crate::realtime::memory::HotRegions;
@@ -56,6 +56,22 @@ impl Sender {
                 false
             }
         }
+    }
+
+    /// Publishes an event of a port that resumes ([`Mark`]) at its point of
+    /// the stream, with any loss before it, and wakes the receiver.
+    /// Returns false if the ring was full (the caller tries again later).
+    pub(crate) fn push_mark(&mut self, mark: Mark, at: Timestamp) -> bool {
+        let Ok(mut slots) = self.ring.write_chunk(1) else {
+            return false;
+        };
+        let chunk = &mut slots.as_mut_slices().0[0];
+        chunk.fill(&[], None, at, self.pending_lost);
+        chunk.mark = mark;
+        slots.commit_all();
+        self.pending_lost = 0;
+        self.shared.bell.ring_always();
+        true
     }
 
     /// Reports the state shared with the receiver (doorbell, loss counters,

@@ -248,3 +248,55 @@ fn no_wakeup_is_lost_under_stress() {
     }
     producer.join().unwrap();
 }
+
+#[test]
+fn resume_events_come_once_each_in_order_after_a_loss_and_keep_the_stream_open() {
+    let (mut tx, mut rx, _) = channel(3).unwrap();
+    let t = Timestamp::now();
+    assert!(push(&mut tx, b"ab", None, t));
+    assert!(push(&mut tx, b"cd", None, t));
+    assert!(push(&mut tx, b"ef", None, t));
+    assert!(!push(&mut tx, b"lost", None, t), "the ring is full");
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(1)).unwrap().payload(),
+        b"ab"
+    );
+    assert_eq!(rx.try_recv().unwrap().unwrap().payload(), b"cd");
+    assert!(
+        tx.push_mark(Mark::LinkLost, t),
+        "carries the loss before it"
+    );
+    assert!(
+        !tx.push_mark(Mark::Resumed { gap_ns: 1_500 }, t),
+        "no room yet"
+    );
+    // A discard keeps the events: they are not data.
+    assert_eq!(rx.discard_pending(), 2);
+    assert!(tx.push_mark(Mark::Resumed { gap_ns: 1_500 }, t));
+    assert!(matches!(
+        rx.try_recv(),
+        Err(Error::Overflow { lost_bytes: 4 })
+    ));
+    assert!(matches!(rx.try_recv(), Err(Error::Disconnected)));
+    assert!(matches!(
+        rx.try_recv(),
+        Err(Error::Resumed { gap }) if gap == Duration::from_nanos(1_500)
+    ));
+    assert!(rx.try_recv().unwrap().is_none(), "each once, and open");
+    assert!(push(&mut tx, b"gh", None, t));
+    let mut buf = [0; 4];
+    assert_eq!(rx.read(&mut buf).unwrap(), 2);
+    assert_eq!(&buf[..2], b"gh");
+}
+
+#[test]
+fn a_resume_event_reads_as_interrupted_which_read_exact_passes_over() {
+    let (mut tx, mut rx, _) = channel(8).unwrap();
+    let t = Timestamp::now();
+    assert!(push(&mut tx, b"ab", None, t));
+    assert!(tx.push_mark(Mark::Resumed { gap_ns: 7 }, t));
+    assert!(push(&mut tx, b"cd", None, t));
+    let mut buf = [0; 4];
+    rx.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"abcd");
+}

@@ -32,6 +32,9 @@ pub enum ErrorKind {
     Overflow,
     /// The transport, device or machine cannot do what was asked.
     Unsupported,
+    /// Not a failure: a port that resumes after an unplug got its device
+    /// back ([`Error::Resumed`]); receive again.
+    Resumed,
     /// Anything else (a USB or OS failure without a kind of its own).
     Other,
 }
@@ -48,6 +51,8 @@ impl ErrorKind {
             ErrorKind::InvalidInput => io::ErrorKind::InvalidInput,
             ErrorKind::TimedOut | ErrorKind::DeadlineMissed => io::ErrorKind::TimedOut,
             ErrorKind::Unsupported => io::ErrorKind::Unsupported,
+            // std's read helpers (read_exact, read_to_end) retry on it.
+            ErrorKind::Resumed => io::ErrorKind::Interrupted,
             ErrorKind::Overflow | ErrorKind::Other => io::ErrorKind::Other,
         }
     }
@@ -80,6 +85,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Disconnected => ErrorKind::Disconnected,
+            Error::Resumed { .. } => ErrorKind::Resumed,
             Error::Overflow { .. } | Error::ReplyTooLong { .. } => ErrorKind::Overflow,
             Error::DeadlineMissed { .. } => ErrorKind::DeadlineMissed,
             Error::TimedOut { .. } => ErrorKind::TimedOut,
@@ -193,6 +199,9 @@ mod tests {
                 operation: "open",
                 reason: "pipe".into(),
             },
+            Error::Resumed {
+                gap: Duration::from_millis(300),
+            },
         ]
     }
 
@@ -228,7 +237,8 @@ mod tests {
                 InvalidInput,
                 Unsupported,
                 Overflow,
-                Other
+                Other,
+                Resumed
             ]
         );
     }

@@ -3,7 +3,7 @@
 //! One enum for every operation, so `?` composes across opening, configuring,
 //! receiving and transactions. Each message says what went wrong and, where
 //! the user can act, what to do. Variants that can occur on the hot path
-//! ([`Error::Overflow`], [`Error::Disconnected`], [`Error::TimedOut`],
+//! ([`Error::Overflow`], [`Error::Disconnected`], [`Error::Resumed`], [`Error::TimedOut`],
 //! [`Error::DeadlineMissed`]) carry no heap data, so returning them never allocates.
 
 use std::fmt;
@@ -42,8 +42,29 @@ pub enum Error {
     /// The device is gone (unplugged, reset, or a fatal transfer error) or the
     /// port was closed. Everything received before is still delivered first.
     /// The reason is in [`Statistics::disconnect`](crate::Statistics::disconnect).
+    ///
+    /// On a port opened with [`PortConfig::with_resume`](crate::PortConfig::with_resume)
+    /// an unplug is reported once at its point of the stream and the stream
+    /// goes on: writes and settings fail with this error until the device
+    /// is back, then [`Error::Resumed`] marks the point where it came back.
     #[error("the device is disconnected (see Statistics::disconnect for why)")]
     Disconnected,
+
+    /// Not a failure: the device came back after an unplug and the port
+    /// resumed by itself, every setting re-applied (only on a port opened
+    /// with [`PortConfig::with_resume`](crate::PortConfig::with_resume)).
+    /// Reported once, at its point of the stream (after the
+    /// [`Error::Disconnected`] of the unplug); what follows was received
+    /// from the device that came back. Bytes in flight when the link was
+    /// lost are gone. Its kind is [`ErrorKind::Resumed`], which
+    /// `io::Read` reports as [`io::ErrorKind::Interrupted`], so
+    /// `read_exact` and friends go on by themselves.
+    #[error("the device came back after {gap:?} and the port resumed with its settings")]
+    Resumed {
+        /// How long the device was gone: from the reader seeing the link
+        /// lost to the new device's transfers in flight.
+        gap: Duration,
+    },
 
     /// The channel to the application was full and the reader dropped data
     /// rather than block: `lost_bytes` bytes are missing at this point of the

@@ -28,6 +28,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -156,8 +157,15 @@ impl AsyncRead for AsyncPort {
                 // since the readiness was observed is not cleared: tokio
                 // tracks it by tick).
                 Ok(None) => guard.clear_ready(),
+                // A resuming port's return: what follows comes from the
+                // device that is back; the statistics count it.
+                Err(Error::Resumed { .. }) => {}
                 // The reader is gone and everything was taken: end of stream.
-                Err(Error::Disconnected) => return Poll::Ready(Ok(())),
+                Err(Error::Disconnected) if port.channel.closed.load(Ordering::Acquire) => {
+                    return Poll::Ready(Ok(()));
+                }
+                // A resuming port's unplug (the stream goes on): an error
+                // of kind NotConnected, not an end of stream.
                 Err(e) => return Poll::Ready(Err(e.into())),
             }
         }

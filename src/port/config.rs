@@ -61,6 +61,9 @@ pub struct PortConfig {
     /// The shared reader that serves the port (default none: the port
     /// starts a reader of its own, configured by [`reader_realtime`](Self::reader_realtime)).
     pub reader: Option<Reader>,
+    /// Whether the port survives an unplug (default off): see
+    /// [`with_resume`](Self::with_resume).
+    pub resume: bool,
     /// The time a request/reply may take; when set, the port chooses the
     /// latency timer, event character and transfers in flight for it (see
     /// [`latency_plan`](PortConfig::latency_plan)). Default none.
@@ -94,6 +97,7 @@ impl Default for PortConfig {
             control_timeout: Duration::from_secs(1),
             usb_ids: Vec::new(),
             reader: None,
+            resume: false,
             latency_budget: None,
             reply_shape: ReplyShape::default(),
             arrival_jitter: Duration::ZERO,
@@ -161,6 +165,33 @@ impl PortConfig {
     /// Sets how the port's own reader thread runs.
     pub fn with_reader_realtime(mut self, realtime: RealtimeConfig) -> Self {
         self.reader_realtime = realtime;
+        self
+    }
+    /// Makes the port survive an unplug (default off). With it on, an
+    /// unplug is reported once in the stream as
+    /// [`Error::Disconnected`](crate::Error::Disconnected) and the stream
+    /// goes on; while the device is gone, writes and settings fail at once
+    /// with `Disconnected`, and a transaction in flight fails with it. A
+    /// watcher thread of the port (normal priority) looks for the same
+    /// device every 100 ms: on USB, the same [`Identity`](crate::Identity)
+    /// (serial number and channel, else port path and channel); on the
+    /// simulated chip, one plugged back with
+    /// [`SimHandle::replug`](crate::sim::SimHandle::replug). When it is
+    /// back the port reopens it, re-applies every setting it had (baud,
+    /// line properties, flow control, DTR/RTS, latency timer, event and
+    /// error characters: what was last applied), serves it from the same
+    /// reader (its own, or the same shared one), and the stream carries
+    /// [`Error::Resumed`](crate::Error::Resumed) with the gap's length;
+    /// [`Statistics::resumes`](crate::Statistics::resumes) and
+    /// [`Statistics::resume_gap`](crate::Statistics::resume_gap) count them.
+    /// Bytes in flight during the unplug are lost; a break is not
+    /// re-applied. Dropping the port stops the watcher at once.
+    ///
+    /// Without it, an unplug ends the stream for good, as before. Kernel
+    /// ttys cannot resume (their node may come back under another name):
+    /// opening one with it fails with [`Error::Unsupported`](crate::Error::Unsupported).
+    pub fn with_resume(mut self, on: bool) -> Self {
+        self.resume = on;
         self
     }
     /// Serves the port from the shared `reader` instead of a reader thread

@@ -13,9 +13,9 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+use super::resume::Serving;
 use super::{Port, Writer};
 use crate::channel::Receiver;
-use crate::reader::PortReader;
 use crate::realtime::RealtimeStatus;
 use crate::stats::ReaderPageFaults;
 
@@ -28,7 +28,7 @@ use crate::stats::ReaderPageFaults;
 #[derive(Debug)]
 pub struct OwnedReceiver {
     // The reader stops before the receiver's end of the channel goes.
-    reader: PortReader,
+    reader: Serving,
     pub(super) receiver: Receiver,
     realtime: RealtimeStatus,
 }

@@ -19,6 +19,7 @@ mod config;
 mod halves;
 mod io;
 mod open;
+mod resume;
 mod serial_port;
 pub(crate) mod serial_types;
 mod settings;
@@ -37,11 +38,11 @@ pub use writer::Writer;
 
 use crate::channel::{Chunk, Receiver, Shared};
 use crate::error::Result;
-use crate::reader::PortReader;
 use crate::realtime::RealtimeStatus;
 use crate::stats::{LatencySummary, LineErrorCounts, Statistics};
 use crate::timing::MissReport;
 use crate::transaction::Engine;
+use resume::Serving;
 
 /// An open serial port with a realtime reader behind it.
 ///
@@ -60,7 +61,7 @@ pub struct Port {
     // Fields drop in declaration order: the reader first, so it cancels
     // and drains its transfers while the device is still claimed; the
     // writer (and the device, unless a clone still shares it) after.
-    reader: PortReader,
+    reader: Serving,
     receiver: Receiver,
     writer: Arc<Writer>,
     transactions: Engine,
@@ -149,6 +150,8 @@ impl Port {
             reader_page_faults: self.reader.page_faults(),
             transport: self.writer.transport_info(),
             disconnect: c.disconnect.get().cloned(),
+            resumes: c.resumes.get(),
+            resume_gap: Duration::from_nanos(c.resume_gap_ns.get()),
             transaction_histogram: tx.latency().clone(),
             delivery_histogram: self.receiver.delivery_histogram().clone(),
         }

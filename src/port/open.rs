@@ -6,14 +6,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::resume::{self, Resumable, Resume, Serving};
 use super::{Port, PortConfig, Writer};
 use crate::channel;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::reader::{self, Pipeline, PortReader};
 use crate::stats::Counters;
 use crate::transaction::Engine;
 use crate::transport::usb::Selector;
-use crate::transport::{self, Inbound, Parts};
+use crate::transport::{self, Inbound, Parts, Reopen};
 
 impl Port {
     /// Opens an FTDI adapter through the userspace libusb driver: detaches
@@ -37,8 +38,17 @@ impl Port {
                 reason: transport::usb::USB_NOT_SHARED.into(),
             });
         }
-        let parts = transport::usb::open(selector, &config.open_options())?;
-        Port::assemble(parts, config)
+        let options = config.open_options();
+        if !config.resume {
+            let parts = transport::usb::open(selector, &options)?;
+            return Port::assemble(parts, config, None::<transport::usb::UsbReopen>);
+        }
+        // The identity before the device is opened: that is what comes back.
+        let identity = transport::usb::identify(selector, &options)?;
+        let reopen =
+            transport::usb::UsbReopen::new(identity, config.interface, config.usb_ids.clone());
+        let parts = transport::usb::open(selector, &options)?;
+        Port::assemble(parts, config, Some(reopen))
     }
 
     /// Opens a port on a kernel tty (`/dev/ttyUSB0`, `/dev/ttyACM0`, a pty):
@@ -54,8 +64,18 @@ impl Port {
     /// being refused.
     pub fn open_tty(path: impl AsRef<Path>, config: &PortConfig) -> Result<Port> {
         let config = &config.resolved()?;
+        if config.resume {
+            return Err(Error::Unsupported {
+                setting: "resume after an unplug (PortConfig::with_resume)".into(),
+                transport: format!("the kernel tty {}", path.as_ref().display()),
+                reason: "a tty node can come back under another name, and the kernel resets \
+                         its settings; open the adapter with Port::open_usb, which finds it \
+                         again by its identity"
+                    .into(),
+            });
+        }
         let parts = transport::tty::open(path.as_ref(), &config.open_options())?;
-        Port::assemble(parts, config)
+        Port::assemble(parts, config, None::<NoReopen>)
     }
 
     /// Opens a port on a simulated chip (see [`crate::sim`]; feature `sim`):
@@ -71,8 +91,11 @@ impl Port {
     pub fn open_sim(chip: crate::sim::SimChip, config: &PortConfig) -> Result<Port> {
         let config = &config.resolved()?;
         let stalls = chip.handle();
+        let reopen = config
+            .resume
+            .then(|| transport::sim::SimReopen::new(chip.handle()));
         let parts = transport::sim::open(chip, &config.open_options())?;
-        let mut port = Port::assemble(parts, config)?;
+        let mut port = Port::assemble(parts, config, reopen)?;
         // Silicon has its own clock and is never late; the simulation's
         // thread can be, and that is not the host path's doing.
         port.discount_stalls(Arc::new(stalls));
@@ -81,8 +104,12 @@ impl Port {
 
     /// The common second half of every `open_*`: applies the settings, builds
     /// the channel and starts the port's own reader, or joins the shared one
-    /// the config names.
-    fn assemble<I: Inbound>(parts: Parts<I>, config: &PortConfig) -> Result<Port> {
+    /// the config names; with `reopen` (a port that resumes), its watcher.
+    fn assemble<I: Inbound, R: Reopen<Inbound = I>>(
+        parts: Parts<I>,
+        config: &PortConfig,
+        reopen: Option<R>,
+    ) -> Result<Port> {
         let Parts {
             inbound,
             outbound,
@@ -100,7 +127,8 @@ impl Port {
         let writer = Writer::new(outbound, counters.clone(), config.write_timeout, info);
         writer.apply_config(config)?;
         let (sender, receiver, shared) = channel::channel(config.channel_capacity)?;
-        let pipeline = Pipeline::new(sender, counters, inbound.framing());
+        let mut pipeline = Pipeline::new(sender, counters, inbound.framing());
+        let watch = reopen.is_some().then(|| resume::arm(&mut pipeline));
         let (reader, realtime) = match &config.reader {
             None => {
                 let (own, realtime) = reader::spawn(
@@ -120,15 +148,46 @@ impl Port {
                 (PortReader::Shared(member), realtime)
             }
         };
+        let writer = Arc::new(writer);
+        let reader = match (reopen, watch) {
+            (Some(reopen), Some(watch)) => {
+                let resume = Resume {
+                    reopen,
+                    config: config.clone(),
+                    writer: writer.clone(),
+                };
+                Serving::Resumable(Resumable::start(reader, watch, resume)?)
+            }
+            _ => Serving::Fixed(reader),
+        };
         Ok(Port {
             reader,
             receiver,
-            writer: Arc::new(writer),
+            writer,
             transactions: Engine::new(config.reply_capacity)
                 .with_arrival_jitter(config.arrival_jitter),
             last_miss: None,
             channel: shared,
             realtime,
         })
+    }
+}
+
+/// The reopener of a transport that cannot resume (a kernel tty): a type
+/// for `assemble`'s `None`, never made.
+enum NoReopen {}
+
+impl Reopen for NoReopen {
+    type Inbound = transport::tty::TtyInbound;
+
+    fn poll(
+        &mut self,
+        _: &transport::OpenOptions,
+    ) -> Result<Option<Parts<transport::tty::TtyInbound>>> {
+        match *self {}
+    }
+
+    fn waits_for(&self) -> String {
+        match *self {}
     }
 }

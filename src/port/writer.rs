@@ -17,22 +17,28 @@ use crate::transport::{Applied, Outbound, Setting};
 /// thread can write while another receives (see [`Port::split`]).
 ///
 /// None of this runs on the realtime reader; the locks here are only ever
-/// taken by application threads.
+/// taken by application threads (and, on a port that resumes, by its
+/// watcher while it puts the settings back on a device that returned:
+/// writes and settings fail fast meanwhile, the getters wait for it).
 ///
 /// [`Port::split`]: crate::Port::split
 #[derive(Debug)]
 pub struct Writer {
-    outbound: Box<dyn Outbound>,
+    /// The device's half; a port that resumes after an unplug puts the
+    /// new device's in its place (calls in progress finish on the old one).
+    outbound: Mutex<Arc<dyn Outbound>>,
     counters: Arc<Counters>,
     write_timeout: Duration,
     /// What the port is connected to, kept current as settings change.
     info: Mutex<TransportInfo>,
-    /// The line settings last applied, for the getters (the chip cannot
-    /// report them back) and the character time the timing features use.
+    /// The settings last applied, for the getters (the chip cannot report
+    /// them back), the character time the timing features use, and for
+    /// putting them back on a device that returns after an unplug.
     line: Mutex<LineSettings>,
 }
 
-/// The settings a serial API reads back: what was last applied.
+/// The settings last applied: what a serial API reads back, and what a
+/// port that resumes re-applies.
 #[derive(Clone, Copy, Debug, Default)]
 struct LineSettings {
     /// The rate asked for (0 until one is set); the rate the device runs
@@ -40,6 +46,13 @@ struct LineSettings {
     baud: u32,
     line: LineProperties,
     flow: FlowControl,
+    /// DTR and RTS as last set (`None`: never set).
+    dtr: Option<bool>,
+    rts: Option<bool>,
+    /// The latency timer as last applied (`None`: never, or skipped).
+    latency_timer_ms: Option<u8>,
+    event_char: Option<u8>,
+    error_char: Option<u8>,
 }
 
 impl Writer {
@@ -50,7 +63,7 @@ impl Writer {
         info: TransportInfo,
     ) -> Writer {
         Writer {
-            outbound,
+            outbound: Mutex::new(Arc::from(outbound)),
             counters,
             write_timeout,
             info: Mutex::new(info),
@@ -77,9 +90,25 @@ impl Writer {
         lock(&self.info)
     }
 
+    /// The device's half, or `Disconnected` at once while a port that
+    /// resumes waits for its device (no call waits out a timeout on a
+    /// device that is gone).
+    fn link(&self) -> Result<Arc<dyn Outbound>> {
+        if self.counters.link_down.load(Ordering::Acquire) {
+            return Err(Error::Disconnected);
+        }
+        Ok(lock(&self.outbound).clone())
+    }
+
     fn apply(&self, setting: Setting) -> Result<Applied> {
-        let applied = self.outbound.apply(setting)?;
-        match &applied {
+        let applied = self.link()?.apply(setting)?;
+        self.note_applied(&applied);
+        Ok(applied)
+    }
+
+    /// Keeps what applying a setting reported in the transport info.
+    fn note_applied(&self, applied: &Applied) {
+        match applied {
             Applied::Baud(actual) => self.info_mut().actual_baud = Some(*actual),
             Applied::Skipped(note) => {
                 let mut info = self.info_mut();
@@ -89,7 +118,6 @@ impl Writer {
             }
             Applied::Done => {}
         }
-        Ok(applied)
     }
 
     /// Writes all of `data`, waiting up to the port's write timeout.
@@ -131,9 +159,7 @@ impl Writer {
                     after: timeout,
                 });
             }
-            let n = self
-                .outbound
-                .write(&data[done..], deadline.remaining(now))?;
+            let n = self.link()?.write(&data[done..], deadline.remaining(now))?;
             self.counters.bytes_written.add(n as u64);
             done += n;
         }
@@ -150,7 +176,7 @@ impl Writer {
         if data.is_empty() {
             return Ok(0);
         }
-        let n = self.outbound.write(data, self.write_timeout)?;
+        let n = self.link()?.write(data, self.write_timeout)?;
         self.counters.bytes_written.add(n as u64);
         Ok(n)
     }
@@ -165,12 +191,12 @@ impl Writer {
     /// [`Error::TimedOut`] if the device did not take them in time; a failed
     /// transfer as in [`write_all`](Writer::write_all).
     pub fn flush(&self) -> Result<()> {
-        self.outbound.flush(self.write_timeout)
+        self.link()?.flush(self.write_timeout)
     }
 
     /// [`flush`](Writer::flush) with its own time limit (a caller's deadline).
     pub(crate) fn flush_within(&self, timeout: Duration) -> Result<()> {
-        self.outbound.flush(timeout)
+        self.link()?.flush(timeout)
     }
 
     /// Sets the baud rate; returns the rate the device actually runs at.
@@ -233,8 +259,9 @@ impl Writer {
         self.apply(Setting::ModemLines {
             dtr: Some(on),
             rts: None,
-        })
-        .map(drop)
+        })?;
+        lock(&self.line).dtr = Some(on);
+        Ok(())
     }
 
     /// Sets the RTS output (ignored by the chip while RTS/CTS flow control is on).
@@ -245,8 +272,9 @@ impl Writer {
         self.apply(Setting::ModemLines {
             dtr: None,
             rts: Some(on),
-        })
-        .map(drop)
+        })?;
+        lock(&self.line).rts = Some(on);
+        Ok(())
     }
 
     /// Holds TX low (break) or releases it.
@@ -286,6 +314,7 @@ impl Writer {
         let applied = self.apply(Setting::LatencyTimer(ms))?;
         if let Applied::Done = applied {
             self.counters.latency_timer_ms.store(ms, Ordering::Relaxed);
+            lock(&self.line).latency_timer_ms = Some(ms);
         }
         Ok(applied)
     }
@@ -295,7 +324,9 @@ impl Writer {
     /// # Errors
     /// [`Error::Unsupported`] on transports without one.
     pub fn set_event_char(&self, ch: Option<u8>) -> Result<()> {
-        self.apply(Setting::EventChar(ch)).map(drop)
+        self.apply(Setting::EventChar(ch))?;
+        lock(&self.line).event_char = ch;
+        Ok(())
     }
 
     /// Sets (or with `None` disables) the error character.
@@ -303,7 +334,9 @@ impl Writer {
     /// # Errors
     /// [`Error::Unsupported`] on transports without one.
     pub fn set_error_char(&self, ch: Option<u8>) -> Result<()> {
-        self.apply(Setting::ErrorChar(ch)).map(drop)
+        self.apply(Setting::ErrorChar(ch))?;
+        lock(&self.line).error_char = ch;
+        Ok(())
     }
 
     /// Empties the device's receive FIFO (data the host has not read yet).
@@ -328,7 +361,7 @@ impl Writer {
     /// # Errors
     /// The transport's error.
     pub fn query_status(&self) -> Result<(ModemStatus, LineStatus)> {
-        self.outbound.query_status()
+        self.link()?.query_status()
     }
 
     /// The modem and line status of the last packet the reader saw (no I/O;
@@ -345,7 +378,7 @@ impl Writer {
     /// [`Error::Unsupported`] on a kernel tty; the device's refusal.
     pub fn read_eeprom(&self, words: u16) -> Result<Vec<u16>> {
         (0..words)
-            .map(|w| self.outbound.read_eeprom_word(w))
+            .map(|w| self.link()?.read_eeprom_word(w))
             .collect()
     }
 
@@ -354,7 +387,7 @@ impl Writer {
     /// # Errors
     /// [`Error::Unsupported`] on a kernel tty; the device's refusal.
     pub fn read_latency_timer(&self) -> Result<u8> {
-        self.outbound.read_latency_timer()
+        self.link()?.read_latency_timer()
     }
 
     /// What the port is connected to and how it is set up.
@@ -371,10 +404,59 @@ impl Writer {
             dtr: Some(config.dtr),
             rts: Some(config.rts),
         })?;
+        {
+            let mut line = lock(&self.line);
+            line.dtr = Some(config.dtr);
+            line.rts = Some(config.rts);
+        }
         self.apply_latency_timer(config.latency_timer_ms)?;
         // Explicitly off unless asked: a chip's error character survives RESET.
         self.set_event_char(config.event_char)?;
         self.set_error_char(config.error_char)?;
+        Ok(())
+    }
+
+    /// For a port that resumes whose new reader could not start: writes
+    /// and settings fail fast again, as they did while the device was gone.
+    pub(crate) fn link_lost(&self) {
+        self.counters.link_down.store(true, Ordering::Release);
+    }
+
+    /// For a port that resumes: puts every setting last applied (baud,
+    /// line, flow control, DTR/RTS, latency timer, event and error
+    /// characters, in the order the chip wants them) on `outbound`, the
+    /// half of the device that came back, then makes it the port's and
+    /// lets writes and settings through again. The settings lock is held
+    /// throughout, so a setting changed meanwhile is not lost.
+    ///
+    /// # Errors
+    /// The new device's refusal; the port keeps waiting then.
+    pub(crate) fn resume_on(&self, outbound: Box<dyn Outbound>) -> Result<()> {
+        let outbound: Arc<dyn Outbound> = Arc::from(outbound);
+        let line = lock(&self.line);
+        let mut settings = Vec::with_capacity(7);
+        if line.baud != 0 {
+            settings.push(Setting::Baud(line.baud));
+        }
+        settings.push(Setting::Line(line.line));
+        settings.push(Setting::Flow(line.flow));
+        settings.push(Setting::ModemLines {
+            dtr: line.dtr,
+            rts: line.rts,
+        });
+        settings.extend(line.latency_timer_ms.map(Setting::LatencyTimer));
+        settings.push(Setting::EventChar(line.event_char));
+        settings.push(Setting::ErrorChar(line.error_char));
+        for setting in settings {
+            let applied = outbound.apply(setting)?;
+            self.note_applied(&applied);
+        }
+        let old = std::mem::replace(&mut *lock(&self.outbound), outbound);
+        self.counters.link_down.store(false, Ordering::Release);
+        drop(line);
+        // Outside the locks: releasing the old device can take a while
+        // (libusb gives the interface back to ftdi_sio).
+        drop(old);
         Ok(())
     }
 }

@@ -43,7 +43,8 @@ pub(crate) trait Member: Send + 'static {
 #[derive(Debug)]
 pub(crate) struct Served<I: Inbound> {
     inbound: I,
-    pipeline: Pipeline,
+    /// `None` once the port has left (a port that resumes took it back).
+    pipeline: Option<Pipeline>,
     readiness: RawFd,
     lease: MemoryLease,
     left: bool,
@@ -55,7 +56,7 @@ impl<I: Inbound> Served<I> {
         match inbound.readiness() {
             Ok(readiness) => Ok(Served {
                 inbound,
-                pipeline,
+                pipeline: Some(pipeline),
                 readiness,
                 lease: MemoryLease::default(),
                 left: false,
@@ -69,13 +70,17 @@ impl<I: Inbound> Member for Served<I> {
     fn join(&mut self, locking: MemoryLocking) -> Result<MemoryStatus, LinkLost> {
         // The same order as a reader of its own: small state first, the
         // channel ring (the largest) last.
+        let Some(pipeline) = self.pipeline.as_mut() else {
+            return Err(LinkLost("the port has left the reader".into()));
+        };
         let mut regions = HotRegions::default();
-        self.pipeline.hot_state(&mut regions);
+        pipeline.hot_state(&mut regions);
         self.inbound.hot_memory(&mut regions);
-        self.pipeline.hot_ring(&mut regions);
+        pipeline.hot_ring(&mut regions);
         let (lease, memory) = lock_regions(locking, &regions);
         self.lease = lease;
         self.inbound.start()?;
+        pipeline.started(Timestamp::now());
         Ok(memory)
     }
 
@@ -86,31 +91,49 @@ impl<I: Inbound> Member for Served<I> {
     #[inline]
     fn turn(&mut self) -> Result<usize, LinkLost> {
         let mut n = 0;
-        let pipeline = &mut self.pipeline;
-        self.inbound.wait(Duration::ZERO, |c| {
+        let Some(pipeline) = self.pipeline.as_mut() else {
+            return Ok(0);
+        };
+        let waited = self.inbound.wait(Duration::ZERO, |c| {
             n += 1;
             pipeline.on_completion(c);
-        })?;
+        });
+        if let Err(LinkLost(why)) = waited {
+            // At once, before the reader drains the transport.
+            pipeline.link_lost(why.clone());
+            return Err(LinkLost(why));
+        }
         Ok(n)
     }
 
     #[inline]
     fn after_wait(&mut self, now: Timestamp) {
-        self.pipeline.after_wait(now);
+        if let Some(pipeline) = self.pipeline.as_mut() {
+            pipeline.after_wait(now);
+        }
     }
 
     fn poll_interval(&self) -> Duration {
-        self.pipeline.poll_interval()
+        self.pipeline
+            .as_ref()
+            .map_or(Duration::from_secs(1), Pipeline::poll_interval)
     }
 
     fn leave(&mut self, why: String) {
         if std::mem::replace(&mut self.left, true) {
             return;
         }
-        self.pipeline.close(why);
+        let Some(mut pipeline) = self.pipeline.take() else {
+            return;
+        };
+        // A lost link of a port that resumes is no end of its stream.
+        if !pipeline.is_lost() {
+            pipeline.close(why);
+        }
         self.inbound.shutdown();
         // While the buffers are still allocated (they drop with `self`).
         self.lease.release();
+        pipeline.hand_back();
     }
 }
 

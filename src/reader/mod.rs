@@ -5,7 +5,8 @@
 //! transport's buffers and state; the stack was locked by the former), starts
 //! the transport's inbound transfers, then loops: wait for completions, run
 //! them through the [`Pipeline`], check for stalls. On a lost link it closes
-//! the channel with the reason; on stop it lets the transport cancel and
+//! the channel with the reason (a port that resumes gets its pipeline back
+//! instead, see [`Pipeline::link_lost`]); on stop it lets the transport cancel and
 //! drain what is in flight, then unlocks its pages before returning. Its page
 //! faults are counted for the statistics ([`faults`]).
 //!
@@ -21,7 +22,7 @@ mod shared;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub(crate) use pipeline::Pipeline;
+pub(crate) use pipeline::{Handback, Pipeline};
 pub(crate) use shared::Membership;
 pub use shared::Reader;
 
@@ -148,11 +149,14 @@ pub(crate) fn spawn<T: Inbound>(
             });
             return;
         }
+        pipeline.started(Timestamp::now());
         thread_faults.setup_done();
         startup.ready();
         run(&mut transport, &mut pipeline, &thread_stop);
         // While the buffers are still allocated (they drop after this).
         lease.release();
+        // A port that resumes gets its stream back after a lost link.
+        pipeline.hand_back();
     })?;
     let handle = ReaderHandle {
         thread: Some(thread),
@@ -170,7 +174,7 @@ fn run<T: Inbound>(transport: &mut T, pipeline: &mut Pipeline, stop: &AtomicBool
             // Tell the application first: draining a vanished device's
             // transfers can take libusb a while, and a waiting application
             // must wake at once.
-            pipeline.close(why);
+            pipeline.link_lost(why);
             transport.shutdown();
             return;
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::channel::{CHUNK_CAPACITY, Sender};
+use crate::channel::{CHUNK_CAPACITY, Mark, Sender};
 use crate::proto::{self, Packet};
 use crate::realtime::memory::HotRegions;
 use crate::stats::Counters;
@@ -20,6 +20,18 @@ const RAW_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Stall threshold, in latency-timer periods, per the design: a chip with an
 /// IN transfer pending sends at least a status packet every period.
 const STALL_PERIODS: u32 = 3;
+
+/// Where the pipeline of a port that resumes goes when its link is lost:
+/// the port's watcher, which hands it to the reader of the device that
+/// comes back (the channel's sender lives here, so the stream goes on).
+#[derive(Clone)]
+pub(crate) struct Handback(pub(crate) Arc<dyn Fn(Pipeline) + Send + Sync>);
+
+impl std::fmt::Debug for Handback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Handback")
+    }
+}
 
 /// The per-port state the reader keeps between completions.
 #[derive(Debug)]
@@ -36,6 +48,14 @@ pub(crate) struct Pipeline {
     heartbeats: bool,
     /// The current silence has already been counted as a stall.
     stalled: bool,
+    /// Set on a port that resumes: a lost link keeps the stream open.
+    resume: Option<Handback>,
+    /// When the link was lost (a port that resumes), until the device is back.
+    lost_at: Option<Timestamp>,
+    /// The unplug event is not in the ring yet (it was full).
+    owed_lost: bool,
+    /// The resume event (its gap, ns) is not in the ring yet.
+    owed_resumed: Option<u64>,
 }
 
 impl Pipeline {
@@ -48,6 +68,87 @@ impl Pipeline {
             last_packet: Timestamp::now(),
             heartbeats: false,
             stalled: false,
+            resume: None,
+            lost_at: None,
+            owed_lost: false,
+            owed_resumed: None,
+        }
+    }
+
+    /// Makes a lost link a gap in the stream instead of its end: the
+    /// pipeline goes to `handback` (see [`link_lost`](Pipeline::link_lost)).
+    pub(crate) fn resume_to(&mut self, handback: Handback) {
+        self.resume = Some(handback);
+    }
+
+    /// On the reader, when the transport reports its link lost: without
+    /// resume, ends the stream ([`close`](Pipeline::close)); with it, puts
+    /// the unplug event in the stream, makes writes and settings fail fast,
+    /// and notes when, so that the owner of the pipeline hands it back
+    /// ([`hand_back`](Pipeline::hand_back)) after draining the transport.
+    pub(crate) fn link_lost(&mut self, why: String) {
+        if self.resume.is_none() {
+            return self.close(why);
+        }
+        let _ = self.counters.disconnect.set(why);
+        self.counters.link_down.store(true, Ordering::Release);
+        self.lost_at = Some(Timestamp::now());
+        self.owed_lost = true;
+        self.flush_marks(Timestamp::now());
+    }
+
+    /// Whether the link is lost and the device not back yet.
+    pub(crate) fn is_lost(&self) -> bool {
+        self.lost_at.is_some()
+    }
+
+    /// Where the reader lets go of the pipeline: a port that lost its link
+    /// and resumes gets it back (its watcher); otherwise it drops, which
+    /// ends the stream if nothing has yet.
+    pub(crate) fn hand_back(self) {
+        match (&self.resume, self.lost_at) {
+            (Some(handback), Some(_)) => {
+                let handback = handback.clone();
+                (handback.0)(self);
+            }
+            _ => drop(self),
+        }
+    }
+
+    /// On the reader of the device that came back, once its transfers are
+    /// in flight: counts the resume and puts the event, with the gap's
+    /// length, in the stream.
+    pub(crate) fn started(&mut self, now: Timestamp) {
+        let Some(lost) = self.lost_at.take() else {
+            return;
+        };
+        let gap = u64::try_from(now.saturating_since(lost).as_nanos()).unwrap_or(u64::MAX);
+        // The new device's packets start afresh: the gap is no stall, and
+        // its modem lines are no change of the old one's.
+        self.last_packet = now;
+        self.stalled = false;
+        self.last_lines = None;
+        self.counters.resumes.add(1);
+        self.counters.resume_gap_ns.add_saturating(gap);
+        self.owed_resumed = Some(gap);
+        self.flush_marks(now);
+    }
+
+    /// Puts the resume events the ring had no room for into it (the
+    /// watcher calls this while it holds the pipeline, the reader after
+    /// each wait).
+    #[inline]
+    pub(crate) fn flush_marks(&mut self, now: Timestamp) {
+        if self.owed_lost {
+            if !self.sender.push_mark(Mark::LinkLost, now) {
+                return;
+            }
+            self.owed_lost = false;
+        }
+        if let Some(gap_ns) = self.owed_resumed
+            && self.sender.push_mark(Mark::Resumed { gap_ns }, now)
+        {
+            self.owed_resumed = None;
         }
     }
 
@@ -156,6 +257,9 @@ impl Pipeline {
             self.counters.stalls.add(1);
         }
         self.sender.flush_loss();
+        if self.owed_lost || self.owed_resumed.is_some() {
+            self.flush_marks(now);
+        }
     }
 
     /// Ends the stream: records why (off the hot path; this allocates) and

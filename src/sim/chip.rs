@@ -74,6 +74,8 @@ impl SimChip {
         let handle = SimHandle {
             bus: bus.clone(),
             commands: cmd_tx.clone(),
+            socket: Arc::new(Mutex::new(None)),
+            identity: (config.chip, config.interface, max_packet_size),
         };
         Ok(SimChip {
             host_in: HostIn {
@@ -176,6 +178,13 @@ impl SimChip {
 pub struct SimHandle {
     bus: Arc<Bus>,
     commands: mpsc::Sender<Command>,
+    /// The USB port the chip is plugged into: after an unplug, the chip
+    /// [`replug`](SimHandle::replug)ged in its place waits here for the
+    /// port that resumes to take it.
+    socket: Arc<Mutex<Option<SimChip>>>,
+    /// What the chip is, as a replugged one must match: family, interface
+    /// and max packet size (its serial number is always [`SIM_SERIAL`](super::SIM_SERIAL)).
+    identity: (Chip, Interface, usize),
 }
 
 impl SimHandle {
@@ -193,6 +202,59 @@ impl SimHandle {
     /// Unplugs the device at `at`.
     pub fn unplug_at(&self, at: Timestamp) {
         self.send(Command::UnplugAt(at));
+    }
+
+    /// Plugs `chip` back in where this (unplugged) chip was: the same
+    /// device coming back, with its registers at their power-on defaults
+    /// (build it with the same [`SimConfig`] and a device model). A port
+    /// opened with [`PortConfig::with_resume`](crate::PortConfig::with_resume)
+    /// on the unplugged chip finds it, re-applies its settings and resumes;
+    /// keep `chip.handle()` first to inspect or unplug the new chip.
+    /// Plugging in another chip before a port took the last one replaces it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) if this chip is
+    /// still plugged in, or if `chip` is not the same device (another
+    /// family, interface or max packet size).
+    pub fn replug(&self, chip: SimChip) -> Result<()> {
+        if !self.is_unplugged() {
+            return Err(crate::Error::InvalidInput(
+                "the simulated chip is still plugged in: unplug it (SimHandle::unplug) before \
+                 plugging it back"
+                    .into(),
+            ));
+        }
+        let identity = (chip.chip, chip.interface, chip.max_packet_size);
+        if identity != self.identity {
+            return Err(crate::Error::InvalidInput(format!(
+                "not the same device: a {} interface {} with {}-byte packets was unplugged, \
+                 a {} interface {} with {}-byte packets plugged back; build it with the same \
+                 SimConfig",
+                self.identity.0,
+                self.identity.1,
+                self.identity.2,
+                identity.0,
+                identity.1,
+                identity.2
+            )));
+        }
+        *lock(&self.socket) = Some(chip);
+        Ok(())
+    }
+
+    /// The chip plugged back in ([`replug`](SimHandle::replug)), taken
+    /// out of the socket by the port that resumes on it.
+    pub(crate) fn take_replugged(&self) -> Option<SimChip> {
+        lock(&self.socket).take()
+    }
+
+    /// What a replugged chip must match, for the port's log.
+    pub(crate) fn identity(&self) -> String {
+        let (chip, interface, _) = self.identity;
+        format!(
+            "the simulated {chip} (serial {:?}) interface {interface}",
+            super::SIM_SERIAL
+        )
     }
 
     /// Sets these line-status error bits (OE, PE, FE, BI, FIFO error) on the

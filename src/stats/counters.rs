@@ -2,7 +2,7 @@
 //! the application reads when it asks for statistics.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use crate::proto::{LineStatus, ModemStatus};
 use crate::timing::FlightRecorder;
@@ -17,6 +17,15 @@ impl Counter {
     #[inline]
     pub(crate) fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts `n` more, stopping at `u64::MAX` (totals of durations).
+    pub(crate) fn add_saturating(&self, n: u64) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                Some(t.saturating_add(n))
+            });
     }
 
     /// The total so far.
@@ -45,8 +54,18 @@ pub(crate) struct Counters {
     /// Latest modem-status and line-status bytes seen (0 until the first packet).
     pub(crate) modem: AtomicU8,
     pub(crate) line: AtomicU8,
-    /// Why the stream ended; set once, off the hot path.
+    /// Why the stream ended (or, on a port that resumes, why the link was
+    /// first lost); set once, off the hot path.
     pub(crate) disconnect: OnceLock<String>,
+    /// The link is lost and the port waits for the device to come back
+    /// (resume): writes and settings fail fast with `Disconnected`. Set by
+    /// the reader when it loses the link, cleared by the port's watcher
+    /// once the settings are back on the device.
+    pub(crate) link_down: AtomicBool,
+    /// Times the port resumed after an unplug.
+    pub(crate) resumes: Counter,
+    /// Total time (ns) the link was down before those resumes.
+    pub(crate) resume_gap_ns: Counter,
     /// One character's time on the wire (ns) at the line settings in force,
     /// 0 while unknown; written by the writer.
     pub(crate) char_time_ns: AtomicU64,

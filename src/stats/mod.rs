@@ -185,8 +185,16 @@ pub struct Statistics {
     pub reader_page_faults: Option<ReaderPageFaults>,
     /// What the port is connected to.
     pub transport: TransportInfo,
-    /// Why the stream ended, once it has.
+    /// Why the stream ended, once it has (on a port that resumes: why the
+    /// link was first lost).
     pub disconnect: Option<String>,
+    /// Times the port came back by itself after an unplug
+    /// ([`PortConfig::with_resume`](crate::PortConfig::with_resume)).
+    pub resumes: u64,
+    /// The time the link was down, summed over those resumes (each gap
+    /// from the reader seeing the link lost to the new device's transfers
+    /// in flight, its settings re-applied).
+    pub resume_gap: Duration,
     /// The raw transaction latencies (ns), behind the accessors below.
     pub(crate) transaction_histogram: Histogram<u64>,
     /// The raw delivery latencies (ns), behind the accessors below.
@@ -291,6 +299,13 @@ impl fmt::Display for Statistics {
         )?;
         if let Some(why) = &self.disconnect {
             writeln!(f, "disconnected     {why}")?;
+        }
+        if self.resumes > 0 {
+            writeln!(
+                f,
+                "resumed          {} times, {:?} without the device in all",
+                self.resumes, self.resume_gap
+            )?;
         }
         for note in &self.transport.notes {
             writeln!(f, "note             {note}")?;

@@ -417,6 +417,11 @@ impl<'e> Exchange<'e, '_> {
             }
             Phase::Done(_) => return,
         }
+        if let Error::Disconnected = error {
+            // The device that owed the rest is gone; one that comes back
+            // (a port that resumes) owes nothing.
+            self.engine.owed = None;
+        }
         self.error = Some(error);
     }
 

@@ -81,6 +81,25 @@ pub(crate) struct Parts<I> {
     pub(crate) thread_name: &'static str,
 }
 
+/// Finds the device a port was opened on again after an unplug, for a
+/// port that resumes (`PortConfig::with_resume`). Runs on the port's
+/// watcher thread (normal priority), never on the reader.
+pub(crate) trait Reopen: Send + 'static {
+    /// The inbound half the transport opens.
+    type Inbound: Inbound;
+
+    /// Looks once: the reopened device's parts (reset, as after `open`)
+    /// if the same device is back, `None` if not yet.
+    ///
+    /// # Errors
+    /// The device is back but could not be opened (permissions not set
+    /// yet, busy, ...); the watcher logs it and looks again.
+    fn poll(&mut self, options: &OpenOptions) -> Result<Option<Parts<Self::Inbound>>>;
+
+    /// The device it waits for, for the log (`serial "FT1" channel A`).
+    fn waits_for(&self) -> String;
+}
+
 /// One completed inbound transfer as the reader thread sees it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Completion<'a> {

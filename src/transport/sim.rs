@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::ftdi::{ControlPipe, FtdiOutbound, WriteError};
-use super::{Completion, Framing, Inbound, LinkLost, OpenOptions, Parts};
+use super::{Completion, Framing, Inbound, LinkLost, OpenOptions, Parts, Reopen};
 use crate::doorbell::Doorbell;
 use crate::error::{Error, Result, TransferError};
 use crate::proto::ControlRequest;
 use crate::realtime::memory::HotRegions;
-use crate::sim::{HostIn, HostOut, SimChip};
+use crate::sim::{HostIn, HostOut, SimChip, SimHandle};
 use crate::stats::{TransportInfo, TransportKind};
 use crate::time::Timestamp;
 
@@ -59,6 +59,40 @@ pub(crate) fn open(chip: SimChip, options: &OpenOptions) -> Result<Parts<SimInbo
         notes,
         thread_name: "ftdi-rt-reader",
     })
+}
+
+/// Finds a simulated chip again after an unplug: the chip plugged back
+/// into the unplugged one's socket ([`SimHandle::replug`]).
+#[derive(Debug)]
+pub(crate) struct SimReopen {
+    /// The chip the port runs on now (the one whose socket to look in).
+    chip: SimHandle,
+}
+
+impl SimReopen {
+    /// Watches the socket of the chip behind `chip`.
+    pub(crate) fn new(chip: SimHandle) -> SimReopen {
+        SimReopen { chip }
+    }
+}
+
+impl Reopen for SimReopen {
+    type Inbound = SimInbound;
+
+    fn poll(&mut self, options: &OpenOptions) -> Result<Option<Parts<SimInbound>>> {
+        let Some(chip) = self.chip.take_replugged() else {
+            return Ok(None);
+        };
+        let handle = chip.handle();
+        let parts = open(chip, options)?;
+        // Its own socket, for the next unplug.
+        self.chip = handle;
+        Ok(Some(parts))
+    }
+
+    fn waits_for(&self) -> String {
+        self.chip.identity()
+    }
 }
 
 /// The reader-thread half: completed IN packets from the chip.

@@ -12,6 +12,8 @@
 //!   application that stops reading loses bytes only where it is told;
 //! * [`unplug`]: a vhci detach mid-stream is `Disconnected` within 100 ms,
 //!   and the replugged device works;
+//! * [`resume`]: a port opened with resume survives a vhci detach and
+//!   comes back by itself, settings re-applied, when the same adapter does;
 //! * [`multichannel`]: on an FT4232H, ftdi-rt claims channel B while
 //!   ftdi_sio keeps A, C and D;
 //! * [`reattach`]: a process holding channel B and killed by SIGTERM or
@@ -35,6 +37,7 @@ pub mod heartbeat;
 pub mod multichannel;
 pub mod pacing;
 pub mod reattach;
+pub mod resume;
 pub mod silence;
 pub mod unplug;
 

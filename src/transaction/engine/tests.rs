@@ -323,7 +323,7 @@ fn no_deadline_after_a_reply_that_never_comes_still_sends() {
     let mut engine = Engine::new(8);
     let mut line = Line::new(at(0));
     let mut x = sent_at_0(&mut engine, ReplyEnd::Length(4), Duration::MAX);
-    x.on_error(at(1), Error::Disconnected);
+    x.on_error(at(1), pipe_error());
     assert!(x.finish().is_err());
     line.answers(MS, b"y");
     let reply = call(&mut engine, &mut line, ReplyEnd::Length(1), Duration::MAX);
@@ -402,11 +402,39 @@ fn a_transport_failure_is_returned_and_its_reply_settled_next_time() {
     let mut engine = Engine::new(8);
     let mut x = sent_at_0(&mut engine, ReplyEnd::Length(2), 10 * MS);
     x.on_chunk(at(1), b"a", at(1));
-    x.on_error(at(2), Error::Disconnected);
-    assert!(matches!(x.finish(), Err(Error::Disconnected)));
+    x.on_error(at(2), pipe_error());
+    assert!(matches!(x.finish(), Err(Error::Usb { .. })));
     let tally = engine.tally();
     assert_eq!((tally.misses, tally.stale_bytes), (0, 1));
     assert_eq!(engine.owed.map(|o| o.bytes), Some(Some(1)));
+}
+
+/// A transport failure that leaves the device in place.
+fn pipe_error() -> Error {
+    Error::Usb {
+        operation: "bulk IN",
+        reason: "pipe error".into(),
+    }
+}
+
+// The device that owed the rest of a reply is gone: a port that resumes
+// talks to one that came back and owes nothing, so the next call sends at
+// once instead of settling.
+#[test]
+fn a_disconnect_leaves_nothing_owed() {
+    let mut engine = Engine::new(8);
+    let mut line = Line::new(at(0));
+    let mut x = sent_at_0(&mut engine, ReplyEnd::Length(2), 10 * MS);
+    x.on_chunk(at(1), b"a", at(1));
+    x.on_error(at(2), Error::Disconnected);
+    assert!(matches!(x.finish(), Err(Error::Disconnected)));
+    assert!(engine.owed.is_none());
+    line.now = at(5);
+    line.answers(MS, b"y");
+    let reply = call(&mut engine, &mut line, ReplyEnd::Length(1), 10 * MS);
+    assert_eq!(reply.unwrap(), b"y");
+    assert_eq!(line.sent[0].0, at(5), "sent at once, nothing settled");
+    assert_eq!(engine.tally().unsettled, 0);
 }
 
 #[derive(Debug)]

@@ -36,6 +36,7 @@ mod identity;
 mod inbound;
 mod list;
 mod mailbox;
+mod reopen;
 mod transfers;
 
 #[cfg(test)]
@@ -47,6 +48,7 @@ use std::time::Duration;
 pub use identity::{Identity, IdentityWarning};
 pub(crate) use inbound::USB_NOT_SHARED;
 pub use list::{DeviceInfo, FTDI_VID, Selector, UsbId, list};
+pub(crate) use reopen::{UsbReopen, identify};
 
 use self::device::open_and_claim;
 use self::event_loop::EventLoop;

@@ -83,6 +83,11 @@ const CASES: &[Case] = &[
         run: faithful::unplug::vhci_unplug,
     },
     Case {
+        name: "vhci-resume",
+        about: "a port with resume survives a vhci detach: Disconnected, writes fail fast; the same FT232R replugged power-cycled: Resumed with the gap, 1 resume counted, registers = settings, transactions work",
+        run: faithful::resume::vhci_resume,
+    },
+    Case {
         name: "ft4232h-channel-b",
         about: "ftdi-rt claims channel B of an FT4232H while A, C, D stay on ftdi_sio; B's tty returns on release",
         run: faithful::multichannel::ft4232h_channel_b,
