@@ -425,24 +425,6 @@ impl<'e> Exchange<'e, '_> {
         self.error = Some(error);
     }
 
-    /// The caller stopped waiting (an async transaction's future was
-    /// dropped) at `now`: a request already handed over is given up as a
-    /// failed one, its reply owed to the next call; before that, nothing
-    /// was sent and nothing is owed.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn cancel(&mut self, now: Timestamp) {
-        match self.phase {
-            Phase::Sending { .. } | Phase::Collect { .. } => {
-                let received = self.engine.buf.len();
-                self.give_up(now, Failure::Transport, received);
-            }
-            Phase::Drain | Phase::Settle { .. } | Phase::Send => {
-                self.phase = Phase::Done(Outcome::Failed(Failure::Transport));
-            }
-            Phase::Done(_) => {}
-        }
-    }
-
     /// The result, once [`next`](Exchange::next) says [`Next::Done`]:
     /// the reply borrows the engine's buffer.
     ///
@@ -591,35 +573,6 @@ impl<'e> Exchange<'e, '_> {
         if let Some(owed) = &mut self.engine.owed {
             owed.missed = Some(missed);
         }
-    }
-
-    /// Ends the exchange without a reply at `now`: what was received is
-    /// stale, and the rest of the reply (`consumed` bytes of it accounted
-    /// for) is owed to the next call; the line counts as quiet from `now`.
-    fn give_up(&mut self, now: Timestamp, failure: Failure, consumed: usize) {
-        let engine = &mut *self.engine;
-        engine.stale(engine.buf.len());
-        let bytes = match self.reply {
-            ReplyEnd::Length(n) => Some(n.saturating_sub(consumed)),
-            _ => None,
-        };
-        let since = match self.phase {
-            Phase::Sending { submitted } | Phase::Collect { submitted, .. } => submitted,
-            _ => now,
-        };
-        let quiet = match self.reply {
-            ReplyEnd::Silence(quiet) => Some(quiet),
-            _ => None,
-        };
-        engine.owed = Some(Owed {
-            bytes,
-            since,
-            quiet_since: now,
-            deadline: self.deadline,
-            quiet,
-            missed: None,
-        });
-        self.phase = Phase::Done(Outcome::Failed(failure));
     }
 }
 

@@ -1,11 +1,14 @@
-//! What a reply that did not complete still owes the next call, and how
-//! the next call settles it: stale input pays it, the wait for the rest is
-//! bounded (see the timeout model in the `transaction` module docs).
+//! What a reply that did not complete still owes the next call: how an
+//! exchange gives up (a miss, a failure, a cancelled async call) and leaves
+//! it owed, and how the next call settles it: stale input pays it, the wait
+//! for the rest is bounded (see the timeout model in the `transaction`
+//! module docs).
 
 use std::time::Duration;
 
-use super::{Exchange, Phase};
+use super::{Exchange, Failure, Outcome, Phase};
 use crate::time::Timestamp;
+use crate::transaction::ReplyEnd;
 
 /// The rest of a reply that did not complete: how to recognise its end,
 /// and what is known about the miss (for attribution).
@@ -177,5 +180,52 @@ impl Exchange<'_, '_> {
                 engine.attribute(missed, now, now);
             }
         }
+    }
+
+    /// The caller stopped waiting (an async transaction's future was
+    /// dropped) at `now`: a request already handed over is given up as a
+    /// failed one, its reply owed to the next call; before that, nothing
+    /// was sent and nothing is owed.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn cancel(&mut self, now: Timestamp) {
+        match self.phase {
+            Phase::Sending { .. } | Phase::Collect { .. } => {
+                let received = self.engine.buf.len();
+                self.give_up(now, Failure::Transport, received);
+            }
+            Phase::Drain | Phase::Settle { .. } | Phase::Send => {
+                self.phase = Phase::Done(Outcome::Failed(Failure::Transport));
+            }
+            Phase::Done(_) => {}
+        }
+    }
+
+    /// Ends the exchange without a reply at `now`: what was received is
+    /// stale, and the rest of the reply (`consumed` bytes of it accounted
+    /// for) is owed to the next call; the line counts as quiet from `now`.
+    pub(super) fn give_up(&mut self, now: Timestamp, failure: Failure, consumed: usize) {
+        let engine = &mut *self.engine;
+        engine.stale(engine.buf.len());
+        let bytes = match self.reply {
+            ReplyEnd::Length(n) => Some(n.saturating_sub(consumed)),
+            _ => None,
+        };
+        let since = match self.phase {
+            Phase::Sending { submitted } | Phase::Collect { submitted, .. } => submitted,
+            _ => now,
+        };
+        let quiet = match self.reply {
+            ReplyEnd::Silence(quiet) => Some(quiet),
+            _ => None,
+        };
+        engine.owed = Some(Owed {
+            bytes,
+            since,
+            quiet_since: now,
+            deadline: self.deadline,
+            quiet,
+            missed: None,
+        });
+        self.phase = Phase::Done(Outcome::Failed(failure));
     }
 }
