@@ -61,11 +61,36 @@ fn streamer(byte: WireByte, line: &mut Line<'_>) {
     }
 }
 
-/// What one stream delivered: the largest gap between two chunks, and the
-/// bytes the chip itself reported lost.
+/// What one stream delivered: the largest gap between two chunks, the
+/// bytes the chip reported lost and those the channel dropped.
 struct Received {
     max_gap: Duration,
-    lost: u64,
+    chip_lost: u64,
+    channel_dropped: u64,
+}
+
+impl Received {
+    /// Bytes of the stream that did not arrive.
+    fn lost(&self) -> u64 {
+        self.chip_lost + self.channel_dropped
+    }
+
+    /// Says what was lost. Never inside a measured window: the test
+    /// harness captures output into a growing buffer, which allocates.
+    fn report(&self) {
+        if self.chip_lost > 0 {
+            println!(
+                "the chip dropped {} bytes (FIFO overrun: the reader was stalled)",
+                self.chip_lost
+            );
+        }
+        if self.channel_dropped > 0 {
+            println!(
+                "the channel dropped {} bytes (this test did not read in time)",
+                self.channel_dropped
+            );
+        }
+    }
 }
 
 /// Receives a stream of `n` bytes, checking them against STREAM.
@@ -131,15 +156,10 @@ fn receive_stream(
         max_gap = max_gap.max(now.saturating_since(last));
         last = now;
     }
-    if lost > 0 {
-        println!("the chip dropped {lost} bytes (FIFO overrun: the reader was stalled)");
-    }
-    if dropped > 0 {
-        println!("the channel dropped {dropped} bytes (this test did not read in time)");
-    }
     Received {
         max_gap,
-        lost: lost + dropped,
+        chip_lost: lost,
+        channel_dropped: dropped,
     }
 }
 
@@ -178,12 +198,19 @@ fn the_hot_path_allocates_nothing_and_waits_on_no_application_lock() {
             // it, so its bytes are delivered, not dropped); the first burst
             // warms this thread up before the count starts.
             let mut bursts = 0u32;
+            let mut lost = Vec::with_capacity(1024);
             while !stop.load(Ordering::Acquire) {
                 let before = other_handle.counters().overrun_bytes;
                 other.write_all(b"!").unwrap();
-                receive_stream(other.receiver(), &other_handle, STREAM.len(), before);
+                let got = receive_stream(other.receiver(), &other_handle, STREAM.len(), before);
                 bursts += 1;
+                if got.lost() > 0 && lost.len() < lost.capacity() {
+                    lost.push(got);
+                }
                 warm.store(true, Ordering::Release);
+            }
+            for got in &lost {
+                got.report();
             }
             bursts
         });
@@ -208,17 +235,24 @@ fn check_hot_path(mut port: Port, handle: &SimHandle, reader: &str) {
     // Warm up every path once (lazy thread-locals, first-use initialisation).
     let before = handle.counters().overrun_bytes;
     port.write_all(b"!").unwrap();
-    receive_stream(port.receiver(), handle, STREAM.len(), before);
+    receive_stream(port.receiver(), handle, STREAM.len(), before).report();
 
     // 1. No allocation per packet on the reader path or per receive.
     let before = ALLOCATIONS.load(Ordering::SeqCst);
-    let mut lost = 0;
-    for _ in 0..3 {
+    let mut streams = [None, None, None];
+    for stream in &mut streams {
         let before = handle.counters().overrun_bytes;
         port.write_all(b"!").unwrap();
-        lost += receive_stream(port.receiver(), handle, STREAM.len(), before).lost;
+        *stream = Some(receive_stream(
+            port.receiver(),
+            handle,
+            STREAM.len(),
+            before,
+        ));
     }
     let allocated = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    let lost: u64 = streams.iter().flatten().map(Received::lost).sum();
+    streams.iter().flatten().for_each(Received::report);
     let packets = port.stats().packets;
     assert_eq!(
         allocated,
@@ -251,7 +285,9 @@ fn check_hot_path(mut port: Port, handle: &SimHandle, reader: &str) {
             (start.elapsed(), result)
         });
         std::thread::sleep(Duration::from_millis(20)); // the writer holds the lock
-        let gap = receive_stream(receiver, handle, 2 * STREAM.len(), before).max_gap;
+        let got = receive_stream(receiver, handle, 2 * STREAM.len(), before);
+        got.report();
+        let gap = got.max_gap;
         let (held, result) = writer.join().unwrap();
         (gap, held, result)
     });
