@@ -29,15 +29,13 @@ impl Port {
     /// chip refuses, or the reader's realtime setup being refused.
     pub fn open_usb(selector: &Selector, config: &PortConfig) -> Result<Port> {
         let config = &config.resolved()?;
-        if config.reader.is_some() {
-            // Before the device is touched (ftdi_sio stays attached).
-            return Err(crate::Error::Unsupported {
-                setting: "a shared reader (PortConfig::with_reader)".into(),
-                transport: "the libusb transport".into(),
-                reason: transport::usb::USB_NOT_SHARED.into(),
-            });
-        }
-        let parts = transport::usb::open(selector, &config.open_options())?;
+        // On a shared reader: its libusb context, its thread from the first
+        // control request on.
+        let host = config
+            .reader
+            .as_ref()
+            .map(|r| r as &dyn transport::usb::UsbHost);
+        let parts = transport::usb::open(selector, &config.open_options(), host)?;
         Port::assemble(parts, config)
     }
 
