@@ -20,6 +20,11 @@ impl Port {
     /// ftdi_sio from the interface (re-attached on close), configures the
     /// chip, and starts the realtime reader with
     /// [`PortConfig::transfers_in_flight`] single-packet transfers in flight.
+    /// With [`PortConfig::with_reader`] the port joins that shared
+    /// [`Reader`](crate::Reader) instead: it opens its device in the reader's
+    /// libusb context, sharing the device handle with the device's other
+    /// channels open on that reader, and the reader serves it from the
+    /// first control request on.
     ///
     /// # Errors
     /// [`Error::UsbUnavailable`](crate::Error::UsbUnavailable) (no usbfs),

@@ -22,9 +22,15 @@ pub(crate) trait Member: Send + 'static {
 
     /// Slow path, for a port that joined before its configuration: takes
     /// its pipeline, locks its hot memory, puts its inbound transfers in flight.
-    fn arm(&mut self, pipeline: Pipeline, locking: MemoryLocking) -> Result<MemoryStatus, LinkLost> {
+    fn arm(
+        &mut self,
+        pipeline: Pipeline,
+        locking: MemoryLocking,
+    ) -> Result<MemoryStatus, LinkLost> {
         let _ = (pipeline, locking);
-        Err(LinkLost("this port was not hosted on the shared reader".into()))
+        Err(LinkLost(
+            "this port was not hosted on the shared reader".into(),
+        ))
     }
 
     /// The descriptor whose readiness means a turn has work.

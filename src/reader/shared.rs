@@ -38,12 +38,12 @@ use super::Pipeline;
 use super::faults::{FaultCounter, FinishOnDrop};
 use super::member::{Member, Served};
 use super::serve::{Command, Serve};
+use super::usb_member::{ContextEvents, UsbMember};
 use crate::doorbell::Doorbell;
 use crate::error::{Error, Result};
 use crate::realtime::memory::MemoryStatus;
 use crate::realtime::{self, RealtimeConfig, RealtimeStatus, RtThread, effective_locking};
 use crate::stats::ReaderPageFaults;
-use super::usb_member::{ContextEvents, UsbMember};
 use crate::transport::usb::{EventLoop, SharedContext, TransferSet, UsbHost};
 use crate::transport::{Hosted, Inbound, LinkLost};
 

@@ -94,7 +94,11 @@ impl Member for UsbMember {
         }
     }
 
-    fn arm(&mut self, pipeline: Pipeline, locking: MemoryLocking) -> Result<MemoryStatus, LinkLost> {
+    fn arm(
+        &mut self,
+        pipeline: Pipeline,
+        locking: MemoryLocking,
+    ) -> Result<MemoryStatus, LinkLost> {
         let pipeline = self.pipeline.insert(pipeline);
         // As on a reader of its own: small state first, the ring last.
         let mut regions = HotRegions::default();

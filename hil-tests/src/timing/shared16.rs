@@ -248,7 +248,12 @@ fn configuration(
     };
     let cpu_pct = used.map_or_else(
         || "unknown".to_string(),
-        |u| format!("{:.1}", 100.0 * u.as_secs_f64() / wall.as_secs_f64().max(1e-9)),
+        |u| {
+            format!(
+                "{:.1}",
+                100.0 * u.as_secs_f64() / wall.as_secs_f64().max(1e-9)
+            )
+        },
     );
     let mut all = LatencyRecorder::new();
     let mut wrong = 0;

@@ -278,7 +278,10 @@ impl Serve {
             match self.epoll.add_polled(fd.fd, fd.events, CONTEXT) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => log::warn!("the shared reader cannot watch libusb descriptor {}: {e}", fd.fd),
+                Err(e) => log::warn!(
+                    "the shared reader cannot watch libusb descriptor {}: {e}",
+                    fd.fd
+                ),
             }
         }
         // Whatever is there already has no edge: look now.

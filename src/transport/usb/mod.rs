@@ -51,8 +51,8 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use identity::{Identity, IdentityWarning};
 pub(crate) use event_loop::EventLoop;
+pub use identity::{Identity, IdentityWarning};
 pub use list::{DeviceInfo, FTDI_VID, Selector, UsbId, list};
 pub(crate) use shared_context::SharedContext;
 pub(crate) use transfers::TransferSet;

@@ -51,9 +51,9 @@ use rusb::ffi::{self, libusb_transfer};
 
 use self::transfer::{Idle, Slot, from_code};
 use super::claimed::Claimed;
-use super::shared_context::SharedContext;
 use super::event_loop::{Finished, Polled, Transfers};
 use super::mailbox::CONTROL_DATA;
+use super::shared_context::SharedContext;
 use crate::doorbell::Doorbell;
 use crate::error::TransferError;
 use crate::proto::ControlRequest;
@@ -365,7 +365,8 @@ pub(super) fn handle_events_on(
 ) -> Result<(), TransferError> {
     let wait = libc::timeval {
         tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_usec: libc::suseconds_t::try_from(timeout.subsec_micros()).unwrap_or(0),
+        // Below 1 000 000: fits suseconds_t on every target.
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
     };
     // SAFETY: an open context (`context` holds a reference on it); `wait` is
     // a valid timeval that outlives the call (zero: libusb looks without
