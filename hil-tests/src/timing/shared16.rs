@@ -13,9 +13,11 @@
 //! guest's one vCPU carries the 4 chips' servers, vhci and all 16 loops, so
 //! absolute latencies say little): a wrong reply the port does not explain
 //! (each channel sends requests of its own, so a reply that crossed from
-//! another channel is wrong; a late reply whose rest the next call gave up
-//! waiting for is counted by the port as unsettled and may be taken for the
-//! next reply, as `Statistics::unsettled_replies` documents), a channel
+//! another channel is wrong and is not one of the channel's own earlier
+//! replies; a late reply whose rest the next call gave up waiting for is
+//! counted by the port as unsettled and may be taken for the next reply, as
+//! `Statistics::unsettled_replies` documents, so an own earlier reply is
+//! explained only where the port reported one), a channel
 //! starved (no reply in time at all), a transaction the port's own
 //! statistics do not account for, a port that errs, or channels of one chip
 //! that do not share one device handle on the shared reader (the usbfs
@@ -49,6 +51,9 @@ use crate::guest::{Ctx, Outcome};
 use crate::vdev::VirtualDevice;
 use crate::virtual_ftdi::{attach, selector};
 
+/// How many requests back a wrong reply is looked for among the channel's own.
+const SHIFT_LIMIT: usize = 8;
+
 /// Chips attached, and channels each.
 const CHIPS: usize = 4;
 const CHANNELS: usize = 4;
@@ -73,6 +78,9 @@ struct ChannelRun {
     /// never settled (the port's own accounting of what came late).
     stale_bytes: u64,
     unsettled: u64,
+    /// Wrong replies that were the reply to one of the channel's own
+    /// earlier requests.
+    shifted: u64,
 }
 
 /// `shared-reader-16ch`: see the module docs.
@@ -238,7 +246,7 @@ fn configuration(
             .join()
             .map_err(|_| "a loop thread panicked".to_string())?;
         match measured {
-            Ok(recorder) => {
+            Ok((recorder, shifted)) => {
                 let s = port.stats();
                 runs.push(ChannelRun {
                     chip,
@@ -249,6 +257,7 @@ fn configuration(
                     overflows: s.overflows,
                     stale_bytes: s.stale_bytes,
                     unsettled: s.unsettled_replies,
+                    shifted,
                 });
             }
             Err(e) => problems.push(format!(
@@ -289,21 +298,27 @@ fn configuration(
                 ("p99_us", q.p99_us.to_string()),
                 ("max_us", q.max_us.to_string()),
                 ("overflows", run.overflows.to_string()),
+                ("wrong", run.recorder.wrong().to_string()),
+                ("own_late", run.shifted.to_string()),
                 ("stale_bytes", run.stale_bytes.to_string()),
                 ("unsettled", run.unsettled.to_string()),
             ],
         );
         wrong += ch.wrong();
-        // The port says when a late reply's rest may be taken for a new
-        // reply (unsettled_replies); a wrong reply beyond those is
-        // unexplained: crossed channels, a lost or reordered packet.
-        if ch.wrong() > run.unsettled {
+        // A wrong reply is explained when it is this channel's own earlier
+        // reply and the port reported giving up on a late reply (after
+        // which the stream may stay one reply behind: every later reply is
+        // then its predecessor's). Anything else is a reply from elsewhere
+        // (another channel) or lost order.
+        let foreign = ch.wrong() - run.shifted;
+        if foreign > 0 || (run.shifted > 0 && run.unsettled == 0) {
             problems.push(format!(
-                "readers={readers}: chip {} channel {}: {} wrong replies, {} explained by \
-                 unsettled late replies",
+                "readers={readers}: chip {} channel {}: {} wrong replies, {} of them this \
+                 channel's own late ones, with {} unsettled late replies reported",
                 run.chip,
                 run.interface,
                 ch.wrong(),
+                run.shifted,
                 run.unsettled
             ));
         }
@@ -373,18 +388,31 @@ fn key() -> super::row::RowKey {
 /// The request/reply loop on one channel, as the `timing` rows run it, with
 /// requests of its own (`salt`): a reply that crossed from another channel
 /// is wrong (but for the 1 in 256 whose reply byte happens to match).
-fn run_loop(port: &mut Port, spec: &LoopSpec, salt: usize) -> Result<LatencyRecorder, String> {
+/// Returns the latencies and how many wrong replies were this channel's own
+/// earlier replies.
+fn run_loop(
+    port: &mut Port,
+    spec: &LoopSpec,
+    salt: usize,
+) -> Result<(LatencyRecorder, u64), String> {
     std::thread::sleep(Duration::from_millis(20));
     port.receiver().discard_pending();
     let mut recorder = LatencyRecorder::new();
+    let reply = |i: usize| Frobnicator::reply_for(&request(salt * 100_003 + i));
+    let mut shifted = 0;
     for i in 0..spec.warmup + spec.n {
         let req = request(salt * 100_003 + i);
         let counted = i >= spec.warmup;
         match port.transact(&req, ReplyEnd::Length(1), spec.deadline) {
             Ok(t) if counted => {
                 recorder.record(t.latency(), false);
-                if t.bytes() != [Frobnicator::reply_for(&req)] {
+                if t.bytes() != [reply(i)] {
                     recorder.wrong_reply();
+                    // The reply to one of this channel's recent requests,
+                    // come late; anything else came from nowhere it should.
+                    if (1..=SHIFT_LIMIT.min(i)).any(|k| t.bytes() == [reply(i - k)]) {
+                        shifted += 1;
+                    }
                 }
             }
             Ok(_) => {}
@@ -396,7 +424,7 @@ fn run_loop(port: &mut Port, spec: &LoopSpec, salt: usize) -> Result<LatencyReco
             Err(e) => return Err(format!("transaction {i}: {e}")),
         }
     }
-    Ok(recorder)
+    Ok((recorder, shifted))
 }
 
 /// `/dev/bus/usb/BBB/DDD` of the device at `bus_id` (`1-1`), from sysfs.
