@@ -24,6 +24,11 @@
 //! descriptors the process holds for each chip: 1 with the shared reader, 4
 //! with a reader per port).
 //!
+//! After the loops on the shared reader it closes chip 0's channels one by
+//! one: each must go back to ftdi_sio (its tty returns), the chip's device
+//! handle must stay open until its last channel closes (then no usbfs
+//! descriptor is left), and the remaining ports must keep answering.
+//!
 //! Parameters (`--set key=value`):
 //!
 //! | key | default | meaning |
@@ -48,7 +53,7 @@ use super::contenders::{LoopSpec, request};
 use super::loads::{LoadParams, RunningLoad};
 use super::recorder::LatencyRecorder;
 use super::row::Load;
-use crate::guest::{Ctx, Outcome};
+use crate::guest::{Ctx, Outcome, is_char_device, wait_until};
 use crate::vdev::VirtualDevice;
 use crate::virtual_ftdi::{attach, selector};
 
@@ -365,6 +370,9 @@ fn configuration(
             ("usbfs_fds_per_chip", fds.join("/")),
         ],
     );
+    if shared {
+        problems.extend(close_one_by_one(ctx, &chips[0], &mut finished, spec));
+    }
     drop(finished);
     drop(reader);
     Ok((
@@ -374,6 +382,85 @@ fn configuration(
         ),
         problems,
     ))
+}
+
+/// On the shared reader, after the loops: closes chip 0's channels one by
+/// one. Each close must give that channel back to ftdi_sio (its tty
+/// returns), keep the device handle open while a channel of the chip is
+/// left (1 usbfs descriptor, 0 after the last), and leave the other ports
+/// working (a few exchanges on the chip's remaining channels and on a
+/// channel of another chip). Returns what failed.
+fn close_one_by_one(
+    ctx: &Ctx,
+    chip: &ChipUnderTest,
+    ports: &mut Vec<(usize, Interface, Port)>,
+    spec: &LoopSpec,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for interface in Interface::ALL {
+        let Some(at) = ports
+            .iter()
+            .position(|(k, i, _)| *k == 0 && *i == interface)
+        else {
+            continue;
+        };
+        drop(ports.remove(at));
+        let back = wait_until(Duration::from_secs(5), Duration::from_millis(5), || {
+            chip.dev
+                .device()
+                .ttys()
+                .iter()
+                .any(|(n, t)| *n == interface.number() && is_char_device(&format!("/dev/{t}")))
+        });
+        if back.is_none() {
+            problems.push(format!(
+                "closing chip 0 channel {interface} on the shared reader: its tty did not come \
+                 back within 5 s"
+            ));
+        }
+        let left = ports.iter().filter(|(k, _, _)| *k == 0).count();
+        let expected = usize::from(left > 0);
+        match usbfs_fds(&chip.usbfs) {
+            Ok(n) if n == expected => {}
+            Ok(n) => problems.push(format!(
+                "after closing chip 0 channel {interface} ({left} left): {n} usbfs descriptors, \
+                 expected {expected}"
+            )),
+            Err(e) => problems.push(e),
+        }
+        // The others are not disturbed: a few exchanges each (no load now,
+        // a generous deadline: this checks that they work, not how fast).
+        for (k, i, port) in ports.iter_mut().filter(|(k, _, _)| *k <= 1) {
+            let salt = 1_000 + *k * CHANNELS + usize::from(i.number());
+            let calm = LoopSpec {
+                n: 5,
+                warmup: 0,
+                deadline: Duration::from_secs(1),
+                ..*spec
+            };
+            match run_loop(port, &calm, salt) {
+                Ok((r, _)) if r.wrong() == 0 && r.misses() == 0 => {}
+                Ok((r, _)) => problems.push(format!(
+                    "after closing chip 0 channel {interface}: chip {k} channel {i}: {} wrong, \
+                     {} missed of 5",
+                    r.wrong(),
+                    r.misses()
+                )),
+                Err(e) => problems.push(format!(
+                    "after closing chip 0 channel {interface}: chip {k} channel {i}: {e}"
+                )),
+            }
+        }
+    }
+    ctx.log(&format!(
+        "readers=1: closed chip 0's channels one by one: {}",
+        if problems.is_empty() {
+            "each went back to ftdi_sio, the handle closed with the last, the others kept working"
+        } else {
+            "see the failures"
+        }
+    ));
+    problems
 }
 
 /// The row key the recorder's percentiles are read through (its fields are
