@@ -129,11 +129,17 @@ pub fn shared_reader_16ch(ctx: &mut Ctx) -> Outcome {
             let load_note = load.stop();
             match result {
                 Ok((summary, mut problems)) => {
-                    ctx.log(&format!("readers={}: load {load_note}", label(shared)));
+                    ctx.log(&format!(
+                        "readers={}: load {load_note}",
+                        label(shared, chips.len() * CHANNELS)
+                    ));
                     summaries.push(summary);
                     failures.append(&mut problems);
                 }
-                Err(e) => failures.push(format!("readers={}: {e}", label(shared))),
+                Err(e) => failures.push(format!(
+                    "readers={}: {e}",
+                    label(shared, chips.len() * CHANNELS)
+                )),
             }
         }
         let _ = make_current_thread_realtime(
@@ -154,8 +160,13 @@ pub fn shared_reader_16ch(ctx: &mut Ctx) -> Outcome {
     run(ctx).into()
 }
 
-fn label(shared: bool) -> &'static str {
-    if shared { "1" } else { "16" }
+/// The `readers=` label: 1 shared, or one per port.
+fn label(shared: bool, ports: usize) -> String {
+    if shared {
+        "1".into()
+    } else {
+        ports.to_string()
+    }
 }
 
 /// Opens the 16 channels (on one reader, or each on its own), checks the
@@ -168,7 +179,7 @@ fn configuration(
     app: &RealtimeConfig,
     shared: bool,
 ) -> Result<(String, Vec<String>), String> {
-    let readers = label(shared);
+    let readers = label(shared, chips.len() * CHANNELS);
     let reader = if shared {
         Some(Reader::new(&RealtimeConfig::default()).map_err(|e| format!("Reader::new: {e}"))?)
     } else {
