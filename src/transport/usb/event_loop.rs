@@ -302,7 +302,8 @@ impl<T: Transfers> EventLoop<T> {
         deliver: &mut F,
     ) -> Result<usize, LinkLost> {
         self.result()?;
-        self.wake.arm();
+        // The shared reader watches the doorbell edge-triggered.
+        self.wake.arm_edge_triggered();
         self.serve_commands();
         let mut n = 0;
         self.reap_in(&mut |c| {
