@@ -66,6 +66,17 @@ impl Doorbell {
         fence(Ordering::SeqCst);
     }
 
+    /// Waiter side, for a waiter that watches the eventfd edge-triggered
+    /// (the shared reader's epoll) and never blocks on it: announces the
+    /// sleep without draining. There a signal left in the counter wakes
+    /// nothing (only a new write makes an edge, whatever the counter holds),
+    /// so the read [`arm`](Self::arm) spends on every wait is saved.
+    #[inline]
+    pub(crate) fn arm_edge_triggered(&self) {
+        self.waiting.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
     /// Waiter side: block until rung or `timeout` passes (`None`: forever).
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<bool> {
         self.efd.wait(timeout)
@@ -211,5 +222,30 @@ mod tests {
             );
         }
         ringer.join().unwrap();
+    }
+
+    #[test]
+    fn an_edge_triggered_waiter_sees_every_ring_after_arming_without_a_drain() {
+        use crate::sys::epoll::{Epoll, NO_EVENT};
+        let bell = Doorbell::new().unwrap();
+        let epoll = Epoll::new().unwrap();
+        epoll
+            .add(std::os::fd::AsRawFd::as_raw_fd(&bell.as_fd()), 7)
+            .unwrap();
+        let mut events = [NO_EVENT; 4];
+        let zero = Some(Duration::ZERO);
+        for round in 0..3 {
+            bell.arm_edge_triggered();
+            assert_eq!(epoll.wait(&mut events, zero).unwrap(), 0, "round {round}");
+            bell.ring();
+            // The counter was never drained: the ring still makes an edge.
+            assert_eq!(epoll.wait(&mut events, zero).unwrap(), 1, "round {round}");
+            bell.ring();
+            assert_eq!(
+                epoll.wait(&mut events, zero).unwrap(),
+                0,
+                "not armed: the ringer does not signal"
+            );
+        }
     }
 }

@@ -55,7 +55,7 @@ impl Registration {
             e.list.push((id, entry));
             id
         };
-        super::signals::install_once();
+        super::signals::install_once(release_all);
         Registration { id }
     }
 }

@@ -43,8 +43,10 @@ static LEFT_ALONE: AtomicBool = AtomicBool::new(false);
 static INSTALLED: Mutex<bool> = Mutex::new(false);
 
 /// Sets the signal path up if that has not happened yet and the
-/// application has not opted out.
-pub(crate) fn install_once() {
+/// application has not opted out; on a signal the exit thread calls
+/// `release` (the registry's, passed in so that this module does not
+/// depend back on it) before the process ends.
+pub(crate) fn install_once(release: fn() -> usize) {
     let mut installed = INSTALLED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -52,7 +54,7 @@ pub(crate) fn install_once() {
         return;
     }
     *installed = true;
-    if let Err(e) = install() {
+    if let Err(e) = install(release) {
         log::warn!(
             "ftdi-rt could not set up re-attaching ftdi_sio on SIGINT/SIGTERM/SIGHUP ({e}); \
              a port's /dev/ttyUSB returns when the port is closed, or after a replug"
@@ -60,7 +62,7 @@ pub(crate) fn install_once() {
     }
 }
 
-fn install() -> std::io::Result<()> {
+fn install(release: fn() -> usize) -> std::io::Result<()> {
     let (mut rx, tx) = UnixStream::pair()?;
     // A signal storm must never block the handler.
     tx.set_nonblocking(true)?;
@@ -76,7 +78,7 @@ fn install() -> std::io::Result<()> {
             );
             let mut byte = [0u8];
             while rx.read_exact(&mut byte).is_ok() {
-                on_signal(libc::c_int::from(byte[0]));
+                on_signal(libc::c_int::from(byte[0]), release);
             }
         })?;
     // The write end stays open for the life of the process: the handler
@@ -96,7 +98,7 @@ fn install() -> std::io::Result<()> {
 }
 
 /// On the exit thread: `signal` arrived at ftdi-rt's handler.
-fn on_signal(signal: libc::c_int) {
+fn on_signal(signal: libc::c_int, release: fn() -> usize) {
     match sys::disposition(signal) {
         Ok(Disposition::Ours) => {}
         // Another handler called ours after its own: the application
@@ -109,7 +111,7 @@ fn on_signal(signal: libc::c_int) {
     }
     // A second signal from here on ends the process at once.
     sys::set_terminating();
-    let released = super::registry::release_all();
+    let released = release();
     log::debug!("signal {signal}: released {released} interface(s); ending the process");
     let _ = signal_hook::low_level::emulate_default_handler(signal);
 }

@@ -21,6 +21,11 @@ impl Port {
     /// ftdi_sio from the interface (re-attached on close), configures the
     /// chip, and starts the realtime reader with
     /// [`PortConfig::transfers_in_flight`] single-packet transfers in flight.
+    /// With [`PortConfig::with_reader`] the port joins that shared
+    /// [`Reader`](crate::Reader) instead: it opens its device in the reader's
+    /// libusb context, sharing the device handle with the device's other
+    /// channels open on that reader, and the reader serves it from the
+    /// first control request on.
     ///
     /// # Errors
     /// [`Error::UsbUnavailable`](crate::Error::UsbUnavailable) (no usbfs),
@@ -30,24 +35,32 @@ impl Port {
     /// chip refuses, or the reader's realtime setup being refused.
     pub fn open_usb(selector: &Selector, config: &PortConfig) -> Result<Port> {
         let config = &config.resolved()?;
+        // On a shared reader: its libusb context, its thread from the first
+        // control request on.
+        let host = config
+            .reader
+            .as_ref()
+            .map(|r| r as &dyn transport::usb::UsbHost);
+        let options = config.open_options();
+        if !config.resume {
+            let parts = transport::usb::open(selector, &options, host)?;
+            return Port::assemble(parts, config, None::<transport::usb::UsbReopen>);
+        }
         if config.reader.is_some() {
             // Before the device is touched (ftdi_sio stays attached).
             return Err(crate::Error::Unsupported {
-                setting: "a shared reader (PortConfig::with_reader)".into(),
+                setting: "resume (PortConfig::with_resume) with a shared reader".into(),
                 transport: "the libusb transport".into(),
-                reason: transport::usb::USB_NOT_SHARED.into(),
+                reason: "a libusb port on a shared reader cannot resume yet (its event loop \
+                         lives on the reader); open it with its own reader, or without resume"
+                    .into(),
             });
-        }
-        let options = config.open_options();
-        if !config.resume {
-            let parts = transport::usb::open(selector, &options)?;
-            return Port::assemble(parts, config, None::<transport::usb::UsbReopen>);
         }
         // The identity before the device is opened: that is what comes back.
         let identity = transport::usb::identify(selector, &options)?;
         let reopen =
             transport::usb::UsbReopen::new(identity, config.interface, config.usb_ids.clone());
-        let parts = transport::usb::open(selector, &options)?;
+        let parts = transport::usb::open(selector, &options, None)?;
         Port::assemble(parts, config, Some(reopen))
     }
 

@@ -15,11 +15,33 @@ use crate::transport::{Inbound, LinkLost};
 /// [`after_wait`](Member::after_wait) are the hot path (no allocation, no lock).
 pub(crate) trait Member: Send + 'static {
     /// Slow path, when the port joins: prefaults and locks its hot memory
-    /// as `locking` asks, puts its inbound transfers in flight.
+    /// as `locking` asks, puts its inbound transfers in flight. A port
+    /// hosted before its configuration (libusb) only starts serving its
+    /// commands here; [`arm`](Member::arm) does the rest.
     fn join(&mut self, locking: MemoryLocking) -> Result<MemoryStatus, LinkLost>;
+
+    /// Slow path, for a port that joined before its configuration: takes
+    /// its pipeline, locks its hot memory, puts its inbound transfers in flight.
+    fn arm(
+        &mut self,
+        pipeline: Pipeline,
+        locking: MemoryLocking,
+    ) -> Result<MemoryStatus, LinkLost> {
+        let _ = (pipeline, locking);
+        Err(LinkLost(
+            "this port was not hosted on the shared reader".into(),
+        ))
+    }
 
     /// The descriptor whose readiness means a turn has work.
     fn readiness(&self) -> RawFd;
+
+    /// Whether the port lives in the reader's libusb context: its
+    /// completions arrive through the context's events, which the reader
+    /// handles once for all such ports, so each of them gets a turn after.
+    fn in_context(&self) -> bool {
+        false
+    }
 
     /// One bounded turn: what the inbound has completed, without waiting,
     /// through the pipeline. Returns how many completions it handed over

@@ -11,13 +11,16 @@
 //! faults are counted for the statistics ([`faults`]).
 //!
 //! A shared [`Reader`] ([`shared`]) runs the same pipeline for many ports on
-//! one thread ([`serve`]), each port behind the object-safe [`member::Member`].
+//! one thread ([`serve`]), each port behind the object-safe [`member::Member`];
+//! its libusb ports share one libusb context whose events it handles
+//! ([`usb_member`]).
 
 mod faults;
 mod member;
 mod pipeline;
 mod serve;
 mod shared;
+mod usb_member;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

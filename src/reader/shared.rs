@@ -18,6 +18,17 @@
 //! still has work after its turn waits for the next round; in between, the
 //! reader looks at epoll again without sleeping. So each port waits at most
 //! one turn of every other busy port.
+//!
+//! libusb ports: the reader creates one libusb context with its first libusb
+//! port ([`Reader::usb_context`](UsbHost::usb_context)) and every libusb port
+//! on it opens its device there; channels of one device share one device
+//! handle. The context's descriptors sit in the reader's epoll set once;
+//! when they fire, one `libusb_handle_events` call reaps for every device,
+//! and each libusb port then takes its own completions in its turn, bounded
+//! as above (a resubmitted transfer completes only in a later event
+//! handling). A libusb port joins before its chip is configured (its event
+//! loop serves the configuration from the reader thread: only that thread
+//! may handle the context's events), and is armed with its pipeline after.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
@@ -27,12 +38,14 @@ use super::Pipeline;
 use super::faults::{FaultCounter, FinishOnDrop};
 use super::member::{Member, Served};
 use super::serve::{Command, Serve};
+use super::usb_member::{ContextEvents, UsbMember};
 use crate::doorbell::Doorbell;
 use crate::error::{Error, Result};
 use crate::realtime::memory::MemoryStatus;
 use crate::realtime::{self, RealtimeConfig, RealtimeStatus, RtThread, effective_locking};
 use crate::stats::ReaderPageFaults;
-use crate::transport::{Inbound, LinkLost};
+use crate::transport::usb::{EventLoop, SharedContext, TransferSet, UsbHost};
+use crate::transport::{Hosted, Inbound, LinkLost};
 
 /// A realtime reader thread that serves any number of ports.
 ///
@@ -47,9 +60,23 @@ use crate::transport::{Inbound, LinkLost};
 /// read), starting one port further each round, so a port that floods
 /// cannot starve the others' delivery.
 ///
-/// Transports: the simulated chip and kernel ttys. libusb ports cannot join
-/// a shared reader yet (each owns its libusb context): opening one with a
-/// reader fails with [`Error::Unsupported`], which says to open it without.
+/// Transports: every one (libusb, the simulated chip, kernel ttys). The
+/// reader's libusb ports share one libusb context, created with the first
+/// of them: the reader waits on it once and lets libusb reap for all its
+/// devices in one call per wakeup, then gives each port its turn. Channels
+/// of one multi-channel chip (FT2232C/D/H, FT4232H) opened on one reader
+/// share one device handle: each claims its own interface (the others stay
+/// on ftdi_sio) and gives it back, ftdi_sio re-attached, when it closes;
+/// the handle closes with the last of them. libusb's own locks: the
+/// reader thread alone handles the context's events, and application
+/// threads reach a port's transfers only through its lock-free mailbox; an
+/// application thread takes libusb's context locks only to open a device
+/// (`libusb_open`: the open-devices list and the event-source list, held for
+/// a few instructions), never per packet, write or setting. Closing a
+/// libusb port on a shared reader releases its interface and re-attaches
+/// ftdi_sio on the reader thread (`libusb_close` from another thread would
+/// take libusb's event lock from the reader), which delays the other ports'
+/// delivery by that long.
 ///
 /// ```no_run
 /// # fn main() -> ftdi_rt::Result<()> {
@@ -77,6 +104,9 @@ struct Inner {
     faults: Arc<FaultCounter>,
     ports: Arc<AtomicUsize>,
     next_id: AtomicU64,
+    /// The libusb context, created with the first libusb port (slow path:
+    /// application threads opening ports).
+    usb: std::sync::Mutex<Option<Arc<SharedContext>>>,
 }
 
 impl Reader {
@@ -119,6 +149,7 @@ impl Reader {
                 faults,
                 ports,
                 next_id: AtomicU64::new(1),
+                usb: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -149,22 +180,26 @@ impl Reader {
     /// port in errors.
     pub(crate) fn attach<I: Inbound>(
         &self,
-        inbound: I,
+        mut inbound: I,
         pipeline: Pipeline,
         transport: &str,
     ) -> Result<(Membership, MemoryStatus)> {
+        if let Some(hosted) = inbound.take_hosted() {
+            return self.arm(hosted, pipeline);
+        }
         let member = Served::new(inbound, pipeline).map_err(|(why, _)| Error::Unsupported {
             setting: "a shared reader (PortConfig::with_reader)".into(),
             transport: transport.into(),
             reason: why.into(),
         })?;
+        self.join(Box::new(member))
+    }
+
+    /// Hands `member` to the thread and waits until it has joined.
+    fn join(&self, member: Box<dyn Member>) -> Result<(Membership, MemoryStatus)> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (done, joined) = mpsc::sync_channel(1);
-        self.send(Command::Join {
-            id,
-            member: Box::new(member) as Box<dyn Member>,
-            done,
-        })?;
+        self.send(Command::Join { id, member, done })?;
         match joined.recv() {
             Ok(Ok(memory)) => Ok((
                 Membership {
@@ -174,6 +209,33 @@ impl Reader {
                 },
                 memory,
             )),
+            Ok(Err(LinkLost(why))) => Err(Error::Io(std::io::Error::other(format!(
+                "the port could not start on the shared reader: {why}"
+            )))),
+            Err(_) => Err(Self::ended()),
+        }
+    }
+
+    /// Gives a port that joined before its configuration (`hosted`) its
+    /// pipeline, and waits until its transfers are in flight.
+    fn arm(&self, hosted: Hosted, pipeline: Pipeline) -> Result<(Membership, MemoryStatus)> {
+        let membership = match hosted.0.downcast::<Membership>() {
+            Ok(membership) if membership.reader == *self => *membership,
+            // Dropping it takes the port off the reader it is on.
+            _ => {
+                return Err(Error::Io(std::io::Error::other(
+                    "the port was opened on another shared reader than its config names",
+                )));
+            }
+        };
+        let (done, armed) = mpsc::sync_channel(1);
+        self.send(Command::Arm {
+            id: membership.id,
+            pipeline,
+            done,
+        })?;
+        match armed.recv() {
+            Ok(Ok(memory)) => Ok((membership, memory)),
             Ok(Err(LinkLost(why))) => Err(Error::Io(std::io::Error::other(format!(
                 "the port could not start on the shared reader: {why}"
             )))),
@@ -195,6 +257,39 @@ impl Reader {
             "the shared reader thread has ended (it panicked; its message went to stderr); \
              create a new Reader",
         ))
+    }
+}
+
+impl UsbHost for Reader {
+    fn usb_context(&self) -> Result<Arc<SharedContext>> {
+        // Held while the context is created and handed over, so that two
+        // ports opening at once make one.
+        let mut usb = self.inner.usb.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(context) = usb.as_ref() {
+            return Ok(context.clone());
+        }
+        let context = Arc::new(SharedContext::new()?);
+        let (done, taken) = mpsc::sync_channel(1);
+        self.send(Command::Context {
+            events: context.clone() as Arc<dyn ContextEvents>,
+            done,
+        })?;
+        match taken.recv() {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(Error::Io(std::io::Error::other(
+                    "the shared reader could not take the libusb context's events",
+                )));
+            }
+            Err(_) => return Err(Self::ended()),
+        }
+        *usb = Some(context.clone());
+        Ok(context)
+    }
+
+    fn host(&self, event_loop: EventLoop<TransferSet>, wake: Arc<Doorbell>) -> Result<Hosted> {
+        let (membership, _) = self.join(Box::new(UsbMember::new(event_loop, wake)))?;
+        Ok(Hosted(Box::new(membership)))
     }
 }
 

@@ -48,6 +48,25 @@ impl Epoll {
         .map(drop)
     }
 
+    /// Watches `fd` for the `poll(2)` events `poll_events` names (`POLLIN`,
+    /// `POLLOUT`; errors and hang-ups always), edge-triggered, as libusb
+    /// lists its descriptors.
+    pub(crate) fn add_polled(&self, fd: RawFd, poll_events: i16, token: u64) -> io::Result<()> {
+        let mut events = libc::EPOLLET as u32;
+        if poll_events & libc::POLLIN != 0 {
+            events |= libc::EPOLLIN as u32;
+        }
+        if poll_events & libc::POLLOUT != 0 {
+            events |= libc::EPOLLOUT as u32;
+        }
+        let mut event = libc::epoll_event { events, u64: token };
+        syscall!(
+            // SAFETY: as in `add`.
+            unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) }
+        )
+        .map(drop)
+    }
+
     /// Stops watching `fd` (before it is closed).
     pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
         let mut unused = NO_EVENT;

@@ -125,6 +125,19 @@ pub(crate) enum Framing {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct LinkLost(pub(crate) String);
 
+/// A transport whose reader-thread half already lives on a shared reader
+/// (a libusb port there: its event loop had to be on the reader thread
+/// before the chip was configured). The reader's own guard, opaque here so
+/// that transports do not depend on the reader; dropping it takes the port
+/// off the reader.
+pub(crate) struct Hosted(pub(crate) Box<dyn std::any::Any + Send>);
+
+impl std::fmt::Debug for Hosted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hosted(..)")
+    }
+}
+
 /// The reader-thread half of a transport.
 pub(crate) trait Inbound: Send + 'static {
     /// How completions are framed.
@@ -156,6 +169,13 @@ pub(crate) trait Inbound: Send + 'static {
     /// ready ones a `wait` with a zero timeout. `Err` says why this
     /// transport cannot share a reader (shown to the user).
     fn readiness(&self) -> std::result::Result<RawFd, &'static str>;
+
+    /// If this half already lives on a shared reader ([`Hosted`]): the
+    /// guard of its place there, taken out (the reader then only hands it
+    /// the port's pipeline). Other transports have no such place.
+    fn take_hosted(&mut self) -> Option<Hosted> {
+        None
+    }
 
     /// On the reader thread, last: cancel what is in flight and wait until
     /// nothing is pending, so buffers can be freed.

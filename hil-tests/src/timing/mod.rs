@@ -19,7 +19,9 @@
 //!   vhci kthreads' priority knob is the library's
 //!   `AttachedDevice::set_kthread_priority`);
 //! * [`case`]: the guest program's `timing` case, which runs the matrix on
-//!   a virtual FT232R with the frobnicator.
+//!   a virtual FT232R with the frobnicator;
+//! * [`shared16`]: the `shared-reader-16ch` case, 16 channels of 4 FT4232H
+//!   on one shared reader against 16 readers, under `rt-burst`.
 //!
 //! Host side:
 //! * [`report`]: the rows of a console log as a table with ratios to the
@@ -35,3 +37,4 @@ pub mod plot;
 pub mod recorder;
 pub mod report;
 pub mod row;
+pub mod shared16;

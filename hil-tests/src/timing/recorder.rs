@@ -60,6 +60,14 @@ impl LatencyRecorder {
         self.wrong += 1;
     }
 
+    /// Adds `other`'s transactions, misses and wrong replies to these.
+    pub fn merge(&mut self, other: &LatencyRecorder) {
+        // Same bounds on both sides: adding cannot fail.
+        let _ = self.hist.add(&other.hist);
+        self.misses += other.misses;
+        self.wrong += other.wrong;
+    }
+
     /// Transactions recorded.
     pub fn count(&self) -> u64 {
         self.hist.len()

@@ -1,6 +1,8 @@
 //! A claimed FTDI interface: the open device handle and what the transfers
 //! need to know about it. Shared (`Arc`) by the transfer set, which keeps it
-//! open while any transfer exists.
+//! open while any transfer exists. The handle itself may be shared too: the
+//! channels of one device on a shared reader claim their interfaces on one
+//! handle (`shared_context`), which closes with the last of them.
 
 use std::sync::Arc;
 
@@ -8,6 +10,7 @@ use rusb::UsbContext;
 
 use super::descriptor::BulkEndpoints;
 use super::detached::DetachedInterface;
+use super::lease::{InterfaceLease, SharedHandle};
 use crate::exit::Registration;
 use crate::proto::{Chip, Interface};
 
@@ -22,8 +25,9 @@ use crate::proto::{Chip, Interface};
 /// event loop on the caller's thread (see `transfers`, "Why this is sound").
 #[derive(Debug)]
 pub(crate) struct Claimed {
-    /// Shared with `detached`, which may release the interface on a signal.
-    handle: Arc<rusb::DeviceHandle<rusb::Context>>,
+    /// Shared with `detached`, which may release the interface on a signal,
+    /// and with the other channels of the device on a shared reader.
+    handle: SharedHandle,
     /// The device in words (`DeviceInfo`'s description).
     pub(crate) name: String,
     pub(crate) chip: Chip,
@@ -35,21 +39,25 @@ pub(crate) struct Claimed {
     /// ftdi_sio was bound before we detached it: the interface to give
     /// back, and its entry on the exit path's list.
     detached: Option<(Arc<DetachedInterface>, Registration)>,
+    /// On a shared handle: this port's hold on the interface, given up after
+    /// the release (a field drops after `drop`).
+    _lease: Option<InterfaceLease>,
 }
 
 impl Claimed {
     /// Claims `interface` on `handle` (`reattach`: ftdi_sio was detached
-    /// from it and goes back on drop). On failure the value drops: releasing
-    /// an unclaimed interface is a harmless no-op, and ftdi_sio is re-attached.
+    /// from it and goes back on drop; `lease`: the interface's hold on a
+    /// shared handle). On failure the value drops: releasing an unclaimed
+    /// interface is a harmless no-op, and ftdi_sio is re-attached.
     pub(super) fn claim(
-        handle: rusb::DeviceHandle<rusb::Context>,
+        handle: SharedHandle,
         name: String,
         chip: Chip,
         interface: Interface,
         endpoints: BulkEndpoints,
         reattach: bool,
+        lease: Option<InterfaceLease>,
     ) -> rusb::Result<Claimed> {
-        let handle = Arc::new(handle);
         let detached = reattach.then(|| {
             let entry = Arc::new(DetachedInterface::new(
                 handle.clone(),
@@ -68,6 +76,7 @@ impl Claimed {
             ep_out: endpoints.ep_out,
             max_packet_size: endpoints.max_packet_size,
             detached,
+            _lease: lease,
         };
         claimed.handle.claim_interface(interface.number())?;
         Ok(claimed)
@@ -93,6 +102,11 @@ impl Claimed {
     /// The libusb context the handle belongs to, for the transfer set.
     pub(crate) fn raw_context(&self) -> *mut rusb::ffi::libusb_context {
         self.handle.context().as_raw()
+    }
+
+    /// The libusb context the handle belongs to.
+    pub(crate) fn context(&self) -> &rusb::Context {
+        self.handle.context()
     }
 }
 

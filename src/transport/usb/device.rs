@@ -1,9 +1,13 @@
 //! Opening a device: selection, the interface's endpoints, detaching
 //! ftdi_sio, claiming, and giving it all back on close.
 
+use std::sync::Arc;
+
 use super::claimed::Claimed;
 use super::descriptor::{BulkEndpoints, EndpointFields, bulk_endpoints, uart_chip};
-use super::list::{DeviceInfo, Selector, UsbId, context, enumerate};
+use super::libusb::context;
+use super::list::{DeviceInfo, Selector, UsbId, enumerate};
+use super::transfers::SharedContext;
 use crate::error::{Error, Result};
 use crate::proto::Interface;
 
@@ -25,13 +29,19 @@ fn open_error(e: rusb::Error, device: &DeviceInfo, operation: &'static str) -> E
 }
 
 /// Finds the device `selector` names, opens it, reads its endpoints,
-/// detaches ftdi_sio from the interface if bound, and claims it.
+/// detaches ftdi_sio from the interface if bound, and claims it. On a
+/// `shared` context the device's handle is the one another channel's port
+/// opened there, if any.
 pub(crate) fn open_and_claim(
     selector: &Selector,
     extra_ids: &[UsbId],
     interface: Interface,
+    shared: Option<&SharedContext>,
 ) -> Result<Claimed> {
-    let ctx = context()?;
+    let ctx = match shared {
+        Some(shared) => shared.context().clone(),
+        None => context()?,
+    };
     let found = enumerate(&ctx, extra_ids)?;
     let Some((device, info)) = found
         .iter()
@@ -53,9 +63,24 @@ pub(crate) fn open_and_claim(
         interface,
         &info.to_string(),
     )?;
-    let handle = device
-        .open()
-        .map_err(|e| open_error(e, &info, "opening the device"))?;
+    let (handle, lease) = match shared {
+        None => {
+            let handle = device
+                .open()
+                .map_err(|e| open_error(e, &info, "opening the device"))?;
+            (Arc::new(handle), None)
+        }
+        Some(shared) => match shared.open(&device, interface) {
+            Ok(Some((handle, lease))) => (handle, Some(lease)),
+            // usbfs would let the shared handle claim it twice.
+            Ok(None) => {
+                return Err(Error::Busy {
+                    device: format!("{info} interface {interface} (open on this reader already)"),
+                });
+            }
+            Err(e) => return Err(open_error(e, &info, "opening the device")),
+        },
+    };
     let endpoints = endpoints(&device, interface)?;
 
     let number = interface.number();
@@ -78,6 +103,7 @@ pub(crate) fn open_and_claim(
         interface,
         endpoints,
         reattach,
+        lease,
     )
     .map_err(|e| open_error(e, &info, "claiming the interface"))
 }

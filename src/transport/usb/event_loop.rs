@@ -292,6 +292,31 @@ impl<T: Transfers> EventLoop<T> {
         self.result()
     }
 
+    /// One turn on a shared reader, which has just let libusb reap for the
+    /// whole context: serve commands, hand over and resubmit the completed IN
+    /// transfers, answer, serve again; no wait, no event handling. Returns
+    /// how many IN transfers it handed over: at most those in flight, since
+    /// a resubmitted one completes only in a later event handling.
+    pub(crate) fn turn_ready<F: FnMut(Completion<'_>)>(
+        &mut self,
+        deliver: &mut F,
+    ) -> Result<usize, LinkLost> {
+        self.result()?;
+        // The shared reader watches the doorbell edge-triggered.
+        self.wake.arm_edge_triggered();
+        self.serve_commands();
+        let mut n = 0;
+        self.reap_in(&mut |c| {
+            n += 1;
+            deliver(c);
+        });
+        self.reap_commands();
+        if self.lost.is_none() {
+            self.serve_commands();
+        }
+        self.result().map(|()| n)
+    }
+
     /// A failed wait: back off, doubling the pause, and give up after
     /// [`WAIT_FAILURE_LIMIT`] in a row, so that a persistent error never
     /// spins the realtime thread.

@@ -8,9 +8,11 @@
 //! IN transfers submitted. The loop is a value that is moved, never shared,
 //! so two threads can never run libusb's event handling for it at once.
 //!
-//! For a later shared reader (one thread serving many ports on one libusb
-//! context), the same hand-over applies per port: the loop is built and
-//! configured first, then moved into the reader that serves it.
+//! On a shared reader (one thread serving many ports on one libusb
+//! context) there is no opening thread: only the reader may handle the
+//! context's events, so the loop moves to the reader as soon as it is built
+//! and serves the configuration from there; this half then only carries the
+//! reader's guard ([`Hosted`]) to the port.
 
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -21,20 +23,18 @@ use std::time::Duration;
 use super::event_loop::{EventLoop, Transfers};
 use crate::doorbell::Doorbell;
 use crate::realtime::memory::HotRegions;
-use crate::transport::{Completion, Framing, Inbound, LinkLost};
+use crate::transport::{Completion, Framing, Hosted, Inbound, LinkLost};
 
 /// The opening thread's wait per turn. It bounds how late the thread sees a
 /// stop request that lands just before it re-arms the doorbell (commands
 /// and libusb's own timers wake it at once anyway).
 const OPENING_TURN: Duration = Duration::from_millis(10);
 
-/// Why a libusb port cannot join a shared reader yet: each port's event
-/// loop owns its own libusb context and polls a snapshot of that context's
-/// descriptors, and a shared reader needs one context whose descriptors it
-/// tracks as libusb adds and removes them.
-pub(crate) const USB_NOT_SHARED: &str = "a shared reader does not serve libusb ports yet \
-    (each port's event loop owns its own libusb context); open the port without \
-    PortConfig::with_reader so that it gets a reader of its own";
+/// Why this half cannot join a shared reader the ordinary way: a libusb
+/// port's loop must be on its reader before the chip is configured, so a
+/// port for a shared reader is opened hosted there (`Hosted`).
+const NOT_HOSTED: &str = "a libusb port joins a shared reader only when it was opened \
+    for it (Port::open_usb with PortConfig::with_reader)";
 
 /// Where the event loop runs.
 #[derive(Debug)]
@@ -48,7 +48,10 @@ enum Runner<T: Transfers> {
     /// On the thread that owns this value (the reader, once it took over).
     /// Boxed once, at the hand-over: the loop is far larger than the others.
     Here(Box<EventLoop<T>>),
-    /// The opening thread panicked; the loop was shut down as it unwound.
+    /// On a shared reader since it was built: this is the reader's guard.
+    Hosted(Hosted),
+    /// The opening thread panicked; the loop was shut down as it unwound
+    /// (or the shared reader's guard was taken).
     Gone,
 }
 
@@ -76,6 +79,14 @@ impl<T: Transfers> UsbInbound<T> {
             runner: Runner::Opening { thread, stop, wake },
             max_packet_size,
         })
+    }
+
+    /// The half of a loop that lives on a shared reader (`guard`: its place there).
+    pub(crate) fn hosted(guard: Hosted, max_packet_size: usize) -> UsbInbound<T> {
+        UsbInbound {
+            runner: Runner::Hosted(guard),
+            max_packet_size,
+        }
     }
 
     /// Takes the loop over from the opening thread (once; later calls just
@@ -163,7 +174,17 @@ impl<T: Transfers> Inbound for UsbInbound<T> {
     }
 
     fn readiness(&self) -> Result<RawFd, &'static str> {
-        Err(USB_NOT_SHARED)
+        Err(NOT_HOSTED)
+    }
+
+    fn take_hosted(&mut self) -> Option<Hosted> {
+        match std::mem::replace(&mut self.runner, Runner::Gone) {
+            Runner::Hosted(guard) => Some(guard),
+            other => {
+                self.runner = other;
+                None
+            }
+        }
     }
 
     fn shutdown(&mut self) {

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use rusb::UsbContext;
 
 use super::identity::{Identity, IdentityWarning, Listed, identity_of, shared_identity_warnings};
+use super::libusb::context;
 use super::transfers::raw_bcd_device;
 use crate::error::{Error, Result};
 use crate::proto::{Chip, Interface};
@@ -237,14 +238,6 @@ impl FromStr for Selector {
         }
         Ok(Selector::Serial(text.to_string()))
     }
-}
-
-/// Maps libusb's initialisation failure to a clear error.
-pub(crate) fn context() -> Result<rusb::Context> {
-    rusb::Context::new().map_err(|e| Error::UsbUnavailable {
-        // libusb's own text alone ("Other error") says nothing.
-        reason: format!("libusb could not initialise: {e}"),
-    })
 }
 
 /// Lists FTDI devices (VID 0x0403) and devices with the extra IDs given,

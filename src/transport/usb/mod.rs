@@ -12,6 +12,13 @@
 //! only then are the N single-packet bulk-IN transfers put in flight,
 //! resubmitted as soon as they complete.
 //!
+//! On a shared [`Reader`](crate::Reader) ([`UsbHost`]) the port opens its
+//! device in the reader's libusb context (`transfers::shared_context`), sharing the
+//! device handle with the device's other channels there, and its loop moves
+//! to the reader at once instead of to an opening thread: the reader alone
+//! handles that context's events, for all its ports in one call per wakeup,
+//! then gives each port's loop its turn ([`EventLoop::turn_ready`]).
+//!
 //! Writes are written behind: a write returns once its bytes are queued,
 //! and the loop keeps up to [`OUT_TRANSFERS`] bulk-OUT transfers in flight,
 //! so a stream of writes keeps the chip's TX FIFO fed. A flush waits until
@@ -34,6 +41,8 @@ mod device;
 mod event_loop;
 mod identity;
 mod inbound;
+mod lease;
+mod libusb;
 mod list;
 mod mailbox;
 mod reopen;
@@ -45,18 +54,18 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use event_loop::EventLoop;
 pub use identity::{Identity, IdentityWarning};
-pub(crate) use inbound::USB_NOT_SHARED;
 pub use list::{DeviceInfo, FTDI_VID, Selector, UsbId, list};
 pub(crate) use reopen::{UsbReopen, identify};
+pub(crate) use transfers::SharedContext;
+pub(crate) use transfers::TransferSet;
 
 use self::device::open_and_claim;
-use self::event_loop::EventLoop;
 use self::inbound::UsbInbound;
 use self::mailbox::{Client, REPLY_GRACE, mailbox};
-use self::transfers::TransferSet;
 use super::ftdi::{ControlPipe, FtdiOutbound, WriteError};
-use super::{OpenOptions, Parts};
+use super::{Hosted, OpenOptions, Parts};
 use crate::doorbell::Doorbell;
 use crate::error::TransferError;
 use crate::error::{Error, Result};
@@ -76,15 +85,36 @@ const OUT_TRANSFERS: usize = 2;
 /// transfer's worth: the writer refills it while a transfer is on the bus.
 const OUT_QUEUE: usize = OUT_CAPACITY;
 
-/// Opens the selected FTDI device, claims its interface and resets the chip.
+/// A shared reader as the libusb transport sees it: the context its ports
+/// open their devices in, and the thread their event loops run on.
+pub(crate) trait UsbHost {
+    /// The reader's libusb context (created with its first libusb port).
+    ///
+    /// # Errors
+    /// libusb cannot initialise, or the reader has ended.
+    fn usb_context(&self) -> Result<Arc<SharedContext>>;
+
+    /// Moves `event_loop` (its doorbell: `wake`) onto the reader, which
+    /// serves its mailbox from now on; returns the guard of its place there.
+    ///
+    /// # Errors
+    /// The reader has ended.
+    fn host(&self, event_loop: EventLoop<TransferSet>, wake: Arc<Doorbell>) -> Result<Hosted>;
+}
+
+/// Opens the selected FTDI device, claims its interface and resets the chip;
+/// on `host`'s context and thread if given (a shared reader), else on its own.
 pub(crate) fn open(
     selector: &Selector,
     options: &OpenOptions,
+    host: Option<&dyn UsbHost>,
 ) -> Result<Parts<UsbInbound<TransferSet>>> {
+    let shared = host.map(UsbHost::usb_context).transpose()?;
     let claimed = Arc::new(open_and_claim(
         selector,
         &options.usb_ids,
         options.interface,
+        shared.as_deref(),
     )?);
     let (chip, interface, mps) = (claimed.chip, claimed.interface, claimed.max_packet_size);
     let info = TransportInfo {
@@ -103,18 +133,19 @@ pub(crate) fn open(
         OUT_TRANSFERS,
         OUT_CAPACITY,
         wake.clone(),
+        shared,
     )
     .map_err(|source| Error::Transfer {
         operation: "allocating transfers",
         source,
     })?;
     let (client, server) = mailbox(wake.clone(), OUT_QUEUE, REPLY_GRACE)?;
+    let event_loop = EventLoop::new(transfers, server, wake.clone());
     // From here on the event loop serves every control request and write.
-    let inbound = UsbInbound::start(
-        EventLoop::new(transfers, server, wake.clone()),
-        wake.clone(),
-        mps,
-    )?;
+    let inbound = match host {
+        None => UsbInbound::start(event_loop, wake.clone(), mps)?,
+        Some(host) => UsbInbound::hosted(host.host(event_loop, wake.clone())?, mps),
+    };
     let pipe = UsbPipe {
         mailbox: client,
         info,

@@ -5,7 +5,8 @@
 //! module for why a scan and not hotplug callbacks).
 
 use super::identity::Identity;
-use super::list::{Selector, UsbId, context, enumerate};
+use super::libusb::context;
+use super::list::{Selector, UsbId, enumerate};
 use super::{TransferSet, UsbInbound, open};
 use crate::error::{Error, Result};
 use crate::proto::Interface;
@@ -65,7 +66,8 @@ impl Reopen for UsbReopen {
             ports: info.port_path.clone(),
         };
         drop(found);
-        match open(&here, options) {
+        // Resume is refused on a shared reader: the port has its own.
+        match open(&here, options, None) {
             Ok(parts) => Ok(Some(parts)),
             // Gone again between the look and the open.
             Err(Error::NotFound { .. }) => Ok(None),

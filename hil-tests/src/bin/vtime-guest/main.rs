@@ -98,6 +98,11 @@ const CASES: &[Case] = &[
         run: faithful::reattach::reattach_on_signal,
     },
     Case {
+        name: "shared-reader-16ch",
+        about: "4 FT4232H, 16 channels, the request/reply loop on all at once under rt-burst: one shared reader (one device handle per chip) against 16 readers",
+        run: timing::shared16::shared_reader_16ch,
+    },
+    Case {
         name: "write-drained",
         about: "Port::write_drained of 1-300 bytes returns after the last stop bit (chip's wire log) by at most a latency period + transport slack",
         run: faithful::drained::write_drained,

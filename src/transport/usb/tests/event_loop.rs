@@ -339,3 +339,37 @@ fn a_transfer_that_never_comes_back_is_waited_for_at_most_the_drain_limit() {
         "left for the set to leak, not free"
     );
 }
+
+#[test]
+fn a_turn_on_a_shared_reader_neither_waits_nor_handles_events() {
+    let (mut l, _client) = event_loop(2);
+    l.arm_in().unwrap();
+    // The shared reader waits and lets libusb reap; the port's turn must not.
+    l.transfers()
+        .polls
+        .push_back(Err(io::Error::other("a turn must not wait")));
+    l.transfers().events.push_back(Err(TransferError::Fault));
+    l.transfers().complete_in(0, b"\x01\x60A");
+    l.transfers().complete_in(1, b"\x01\x60B");
+    let mut got = Vec::new();
+    let n = l.turn_ready(&mut |c| got.push(c.data.to_vec())).unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(got, [b"\x01\x60A".to_vec(), b"\x01\x60B".to_vec()]);
+    // Resubmitted: they complete only in a later event handling, so the
+    // next turn has nothing (a turn is bounded by what is in flight).
+    assert_eq!(l.turn_ready(&mut |_| {}).unwrap(), 0);
+    assert_eq!(l.transfers().submitted_in, [0, 1, 0, 1]);
+    assert_eq!(l.transfers().polls.len(), 1, "no wait");
+    assert_eq!(l.transfers().events.len(), 1, "no event handling");
+}
+
+#[test]
+fn an_unplug_seen_in_a_shared_turn_loses_the_link() {
+    let (mut l, _client) = event_loop(2);
+    l.arm_in().unwrap();
+    // libusb completes a vanished device's transfers with NO_DEVICE.
+    l.transfers().fail_in(0, TransferError::NoDevice);
+    let lost = l.turn_ready(&mut |_| {}).unwrap_err();
+    assert_eq!(lost, LinkLost("the device was unplugged".into()));
+    assert!(l.lost().is_some());
+}

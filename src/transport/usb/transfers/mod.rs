@@ -27,20 +27,28 @@
 //!    of that `Arc`, so the handle is never closed under a pending transfer.
 //!    No field order is involved.
 //! 3. **The callback's writes race with nothing.** libusb runs callbacks only
-//!    inside `libusb_handle_events*`, on the thread that calls it. The set is
-//!    the only caller for its context ([`TransferSet::handle_events`], which
-//!    takes `&mut self`), and [`Claimed`] offers no libusb call that handles
-//!    events (no synchronous transfers): so a callback runs on the thread
-//!    that holds the set mutably, while nothing else borrows it. The records
-//!    the callback writes are `Cell`s, which keeps the set `!Sync`.
+//!    inside `libusb_handle_events*`, on the thread that calls it. A port of
+//!    its own: the set is the only caller for its context
+//!    ([`TransferSet::handle_events`], which takes `&mut self`). On a shared
+//!    reader the context is the reader's ([`SharedContext`]) and every set in
+//!    it lives on the reader thread, the only thread
+//!    [`SharedContext::handle_events`] lets in (checked on every call): so a
+//!    callback runs on the thread that owns the set, between that thread's
+//!    uses of it, never inside a borrow of a buffer libusb may write (point 1).
+//!    [`Claimed`] offers no libusb call that handles events (no synchronous
+//!    transfers). The records the callback writes are `Cell`s, which keeps
+//!    the set `!Sync`.
 
+mod shared_context;
 mod transfer;
 
+pub(crate) use self::shared_context::SharedContext;
 use std::io;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rusb::UsbContext;
 use rusb::ffi::{self, libusb_transfer};
 
 use self::transfer::{Idle, Slot, from_code};
@@ -63,15 +71,18 @@ const LIBUSB_TRANSFER_PREFIX: usize = 512;
 pub(super) const SETUP: usize = 8;
 
 /// The transfers of one claimed interface, and the poll set of its libusb
-/// context (one context per open device: see `device`).
+/// context (a port of its own: one context per open device, see `device`),
+/// or the shared reader's context, whose events the reader handles.
 #[derive(Debug)]
 pub(crate) struct TransferSet {
     /// The IN transfers, then the OUT transfers, then the control transfer.
     slots: Vec<Slot>,
     ins: usize,
     outs: usize,
-    /// libusb's pollfds, then the doorbell's (last).
+    /// libusb's pollfds, then the doorbell's (last); empty on a shared context.
     fds: Vec<libc::pollfd>,
+    /// The shared reader's context, if the port is on one.
+    shared: Option<Arc<SharedContext>>,
     /// Keeps the doorbell's descriptor in `fds` open.
     wake: Arc<Doorbell>,
     /// Keeps the handle (and its context) open while transfers exist.
@@ -94,13 +105,15 @@ impl TransferSet {
     /// Allocates `ins` bulk-IN transfers of one max packet each, `outs` OUT
     /// transfers of `out_capacity` bytes and the control transfer, and the
     /// poll set: libusb's descriptors (the device's usbfs fd, its event and
-    /// timer fds, all created by now) plus `wake`'s.
+    /// timer fds, all created by now) plus `wake`'s. On a `shared` context
+    /// there is no poll set: the shared reader waits on the context.
     pub(crate) fn new(
         device: Arc<Claimed>,
         ins: usize,
         outs: usize,
         out_capacity: usize,
         wake: Arc<Doorbell>,
+        shared: Option<Arc<SharedContext>>,
     ) -> Result<TransferSet, TransferError> {
         let (ins, outs) = (ins.max(1), outs.max(1));
         let mut slots = Vec::with_capacity(ins + outs + 1);
@@ -111,13 +124,17 @@ impl TransferSet {
             slots.push(Slot::Idle(Idle::new(out_capacity)?));
         }
         slots.push(Slot::Idle(Idle::new(SETUP + CONTROL_DATA)?));
-        let mut fds = pollfds(device.raw_context());
-        fds.push(crate::sys::pollfd(wake.as_fd(), libc::POLLIN));
+        let mut fds = Vec::new();
+        if shared.is_none() {
+            fds = pollfds(device.raw_context());
+            fds.push(crate::sys::pollfd(wake.as_fd(), libc::POLLIN));
+        }
         Ok(TransferSet {
             slots,
             ins,
             outs,
             fds,
+            shared,
             wake,
             device,
         })
@@ -156,6 +173,15 @@ impl Transfers for TransferSet {
     }
 
     fn poll(&mut self, timeout: Duration) -> io::Result<Polled> {
+        if let Some(shared) = &self.shared {
+            // On the shared reader (its only caller: a closing port's drain):
+            // wait in libusb itself, which also reaps; a lost device shows in
+            // the transfers' results.
+            return shared
+                .handle_events(timeout)
+                .map(|()| Polled::default())
+                .map_err(|e| io::Error::other(e.to_string()));
+        }
         for fd in &mut self.fds {
             fd.revents = 0;
         }
@@ -176,21 +202,10 @@ impl Transfers for TransferSet {
     }
 
     fn handle_events(&mut self) -> Result<(), TransferError> {
-        let zero = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 0,
-        };
-        // SAFETY: the set's context, open while the set lives (point 2); a
-        // zero timeval makes libusb look without blocking; `completed` may be
-        // null. Callbacks run here, on this thread, under `&mut self` (point 3).
-        let rc = unsafe {
-            ffi::libusb_handle_events_timeout_completed(
-                self.device.raw_context(),
-                (&zero as *const libc::timeval).cast(),
-                std::ptr::null_mut(),
-            )
-        };
-        if rc == 0 { Ok(()) } else { Err(from_code(rc)) }
+        match &self.shared {
+            Some(shared) => shared.handle_events(Duration::ZERO),
+            None => handle_events_on(self.device.context(), Duration::ZERO),
+        }
     }
 
     fn now(&self) -> Timestamp {
@@ -350,8 +365,34 @@ impl Drop for TransferSet {
     }
 }
 
-/// The file descriptors libusb wants polled. Allocates: called once, at open.
-fn pollfds(context: *mut ffi::libusb_context) -> Vec<libc::pollfd> {
+/// Lets libusb reap and run completion callbacks on `context`, waiting at
+/// most `timeout` (zero: without blocking). Callers make sure it runs on the
+/// thread that owns the context's transfers (point 3).
+pub(super) fn handle_events_on(
+    context: &rusb::Context,
+    timeout: Duration,
+) -> Result<(), TransferError> {
+    let wait = libc::timeval {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        // Below 1 000 000: fits suseconds_t on every target.
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: an open context (`context` holds a reference on it); `wait` is
+    // a valid timeval that outlives the call (zero: libusb looks without
+    // blocking); `completed` may be null. Callbacks run here, on this thread,
+    // which owns every transfer of the context (point 3).
+    let rc = unsafe {
+        ffi::libusb_handle_events_timeout_completed(
+            context.as_raw(),
+            (&wait as *const libc::timeval).cast(),
+            std::ptr::null_mut(),
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(from_code(rc)) }
+}
+
+/// The file descriptors libusb wants polled. Allocates: called at open.
+pub(super) fn pollfds(context: *mut ffi::libusb_context) -> Vec<libc::pollfd> {
     let mut out = Vec::new();
     // SAFETY: an open context (the caller holds the device that owns it).
     // libusb returns null or a null-terminated array of pointers to

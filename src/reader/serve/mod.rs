@@ -8,6 +8,11 @@
 //! edge-triggered, hence the `pending` flag: a member stays pending until a
 //! turn finds nothing, which also re-arms it for the next edge. (epoll
 //! through `sys`, not mio: the event buffer must be ours to lock.)
+//!
+//! libusb ports share the reader's libusb context: its descriptors are in
+//! the same epoll set under one token, and when they fire the reader lets
+//! libusb reap for every device at once, then marks each libusb port pending,
+//! so each gets its own bounded turn in the round (see `usb_member`).
 
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -15,8 +20,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use super::Pipeline;
 use super::faults::FaultCounter;
 use super::member::Member;
+use super::usb_member::ContextEvents;
 use crate::doorbell::Doorbell;
 use crate::realtime::memory::{HotRegions, MemoryLease, MemoryLocking, MemoryStatus, lock_regions};
 use crate::sys::epoll::{Epoll, EpollEvent, NO_EVENT, token};
@@ -25,6 +32,11 @@ use crate::transport::LinkLost;
 
 /// The command doorbell's token (members use their index).
 const COMMANDS: u64 = u64::MAX;
+/// The token of the libusb context's descriptors.
+const CONTEXT: u64 = u64::MAX - 1;
+/// Consecutive failed event handlings of the libusb context after which its
+/// ports count as lost (a persistent error must not spin the thread).
+const CONTEXT_FAILURE_LIMIT: u32 = 5;
 /// Readiness events taken per epoll wait; more stay queued for the next.
 const EVENTS: usize = 256;
 /// Sleep without members (only a command wakes the reader then).
@@ -40,6 +52,19 @@ pub(crate) enum Command {
         member: Box<dyn Member>,
         done: mpsc::SyncSender<Result<MemoryStatus, LinkLost>>,
     },
+    /// Port `id`, which joined before its configuration, is configured:
+    /// deliver through `pipeline` from now on; answer with its locked memory.
+    Arm {
+        id: u64,
+        pipeline: Pipeline,
+        done: mpsc::SyncSender<Result<MemoryStatus, LinkLost>>,
+    },
+    /// Handle this libusb context's events from now on (sent once, with the
+    /// reader's first libusb port); answers whether the reader took them.
+    Context {
+        events: Arc<dyn ContextEvents>,
+        done: mpsc::SyncSender<bool>,
+    },
     /// Stop serving port `id` (end its stream, cancel its transfers).
     Leave { id: u64, done: mpsc::SyncSender<()> },
     /// The last handle is gone.
@@ -50,6 +75,8 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::Join { id, .. } => write!(f, "Join({id})"),
+            Command::Arm { id, .. } => write!(f, "Arm({id})"),
+            Command::Context { .. } => write!(f, "Context"),
             Command::Leave { id, .. } => write!(f, "Leave({id})"),
             Command::Stop => write!(f, "Stop"),
         }
@@ -62,6 +89,8 @@ struct Slot {
     fd: RawFd,
     /// Has (or may have) completions: gets a turn in the next round.
     pending: bool,
+    /// Lives in the libusb context: pending after every event handling.
+    in_context: bool,
 }
 
 /// The reader thread's state.
@@ -82,6 +111,11 @@ pub(crate) struct Serve {
     next_tick: Timestamp,
     ports: Arc<AtomicUsize>,
     locking: MemoryLocking,
+    /// The reader's libusb context, once it has a libusb port.
+    context: Option<Arc<dyn ContextEvents>>,
+    /// The context's descriptors fired since its events were last handled.
+    context_ready: bool,
+    context_failures: u32,
 }
 
 impl Serve {
@@ -108,6 +142,9 @@ impl Serve {
             next_tick: Timestamp::now(),
             ports,
             locking,
+            context: None,
+            context_ready: false,
+            context_failures: 0,
         })
     }
 
@@ -127,6 +164,7 @@ impl Serve {
                     for event in &self.events[..n] {
                         match token(event) {
                             COMMANDS => commands = true,
+                            CONTEXT => self.context_ready = true,
                             i => {
                                 let i = usize::try_from(i).unwrap_or(usize::MAX);
                                 if let Some(Some(slot)) = self.members.get_mut(i)
@@ -140,6 +178,9 @@ impl Serve {
                     }
                 }
                 Err(_) => std::thread::sleep(BACK_OFF),
+            }
+            if self.context_ready {
+                self.context_events();
             }
             self.round();
             let now = Timestamp::now();
@@ -184,6 +225,69 @@ impl Serve {
         }
     }
 
+    /// Lets libusb reap for the whole context, then marks every libusb port
+    /// pending: each takes its own completions in its turn.
+    fn context_events(&mut self) {
+        self.context_ready = false;
+        let Some(context) = &self.context else {
+            return;
+        };
+        match context.handle_events() {
+            Ok(()) => self.context_failures = 0,
+            Err(e) => {
+                self.context_failures += 1;
+                if self.context_failures >= CONTEXT_FAILURE_LIMIT {
+                    self.lose_context(e);
+                    return;
+                }
+                // Look again after a pause; the edge for what is left is gone.
+                self.context_ready = true;
+                std::thread::sleep(BACK_OFF);
+            }
+        }
+        for slot in self.members.iter_mut().flatten() {
+            if slot.in_context && !slot.pending {
+                slot.pending = true;
+                self.pending += 1;
+            }
+        }
+    }
+
+    /// The context's events cannot be handled: its ports are lost (slow path).
+    #[cold]
+    fn lose_context(&mut self, e: crate::error::TransferError) {
+        let why = format!(
+            "handling the shared reader's USB events failed {CONTEXT_FAILURE_LIMIT} times in a row (last: {e})"
+        );
+        for i in 0..self.members.len() {
+            if self.members[i].as_ref().is_some_and(|s| s.in_context) {
+                self.remove(i, why.clone());
+            }
+        }
+        self.context_failures = 0;
+    }
+
+    /// Watches the context's descriptors (all of them: a port that joined
+    /// may have opened a device, which adds its usbfs descriptor). One that
+    /// is watched already stays; one libusb closed left the set by itself.
+    fn watch_context(&mut self) {
+        let Some(context) = &self.context else {
+            return;
+        };
+        for fd in context.pollfds() {
+            match self.epoll.add_polled(fd.fd, fd.events, CONTEXT) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => log::warn!(
+                    "the shared reader cannot watch libusb descriptor {}: {e}",
+                    fd.fd
+                ),
+            }
+        }
+        // Whatever is there already has no edge: look now.
+        self.context_ready = true;
+    }
+
     /// Every member's stall check and loss notice, once per tick; the tick
     /// follows the members' latency timers, which the application may change.
     fn housekeeping(&mut self, now: Timestamp) {
@@ -205,12 +309,19 @@ impl Serve {
                 Command::Join { id, member, done } => {
                     let _ = done.send(self.join(id, member));
                 }
+                Command::Arm { id, pipeline, done } => {
+                    let _ = done.send(self.arm(id, pipeline));
+                }
+                Command::Context { events, done } => {
+                    let claimed = events.claim();
+                    if claimed {
+                        self.context = Some(events);
+                        self.watch_context();
+                    }
+                    let _ = done.send(claimed);
+                }
                 Command::Leave { id, done } => {
-                    let found = self
-                        .members
-                        .iter()
-                        .position(|s| s.as_ref().is_some_and(|s| s.id == id));
-                    if let Some(i) = found {
+                    if let Some(i) = self.find(id) {
                         self.remove(i, "the port was closed");
                     }
                     let _ = done.send(());
@@ -243,17 +354,60 @@ impl Serve {
             return Err(LinkLost(why));
         }
         // Whatever arrived before the registration has no edge: look now.
+        let in_context = member.in_context();
         self.members[i] = Some(Slot {
             id,
             member,
             fd,
             pending: true,
+            in_context,
         });
         self.pending += 1;
         self.ports.fetch_add(1, Ordering::AcqRel);
+        if in_context {
+            self.watch_context();
+        }
         self.housekeeping(Timestamp::now());
         self.lock_own_state();
         Ok(memory)
+    }
+
+    /// Gives hosted port `id` its pipeline and puts its transfers in flight.
+    fn arm(&mut self, id: u64, pipeline: Pipeline) -> Result<MemoryStatus, LinkLost> {
+        let Some(i) = self.find(id) else {
+            return Err(LinkLost(
+                "the port left the shared reader while it was being configured \
+                 (its device was lost)"
+                    .into(),
+            ));
+        };
+        let armed = match self.members[i].as_mut() {
+            Some(slot) => slot.member.arm(pipeline, self.locking),
+            None => return Err(LinkLost("the port is gone".into())),
+        };
+        match armed {
+            Ok(memory) => {
+                if let Some(slot) = self.members[i].as_mut()
+                    && !slot.pending
+                {
+                    slot.pending = true;
+                    self.pending += 1;
+                }
+                // The pipeline brings its own housekeeping interval.
+                self.housekeeping(Timestamp::now());
+                Ok(memory)
+            }
+            Err(lost) => {
+                self.remove(i, lost.0.clone());
+                Err(lost)
+            }
+        }
+    }
+
+    fn find(&self, id: u64) -> Option<usize> {
+        self.members
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.id == id))
     }
 
     /// Prefaults and locks the reader's own per-round state (the event
@@ -294,109 +448,4 @@ impl std::fmt::Debug for Serve {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Mutex;
-
-    /// A member whose turns hand over what `script` says (then nothing),
-    /// or forever `flood` completions; every turn is logged by name.
-    struct Scripted {
-        name: &'static str,
-        script: Vec<Result<usize, LinkLost>>,
-        flood: Option<usize>,
-        log: Arc<Mutex<Vec<&'static str>>>,
-    }
-
-    impl Member for Scripted {
-        fn join(&mut self, _: MemoryLocking) -> Result<MemoryStatus, LinkLost> {
-            Ok(MemoryStatus::default())
-        }
-        fn readiness(&self) -> RawFd {
-            -1
-        }
-        fn turn(&mut self) -> Result<usize, LinkLost> {
-            self.log.lock().unwrap().push(self.name);
-            match self.flood {
-                Some(n) => Ok(n),
-                None if self.script.is_empty() => Ok(0),
-                None => self.script.remove(0),
-            }
-        }
-        fn after_wait(&mut self, _: Timestamp) {}
-        fn poll_interval(&self) -> Duration {
-            Duration::from_millis(1)
-        }
-        fn leave(&mut self, _: String) {}
-    }
-
-    fn serve_with(members: Vec<Scripted>) -> Serve {
-        let (_tx, rx) = mpsc::channel();
-        let bell = Arc::new(Doorbell::new().unwrap());
-        let ports = Arc::new(AtomicUsize::new(0));
-        let mut serve = Serve::new(rx, bell, ports, MemoryLocking::Off).unwrap();
-        for (i, member) in members.into_iter().enumerate() {
-            serve.members.push(Some(Slot {
-                id: i as u64,
-                member: Box::new(member),
-                fd: -1,
-                pending: true,
-            }));
-            serve.pending += 1;
-            serve.ports.fetch_add(1, Ordering::AcqRel);
-        }
-        serve
-    }
-
-    fn take(log: &Mutex<Vec<&'static str>>) -> Vec<&'static str> {
-        std::mem::take(&mut *log.lock().unwrap())
-    }
-
-    #[test]
-    fn a_flooding_port_gets_one_turn_per_round_and_the_start_rotates() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let member = |name, script, flood| Scripted {
-            name,
-            script,
-            flood,
-            log: log.clone(),
-        };
-        let mut serve = serve_with(vec![
-            member("flood", vec![], Some(4)),
-            member("a", vec![Ok(2), Ok(1)], None),
-            member("b", vec![Ok(1)], None),
-        ]);
-        serve.round();
-        assert_eq!(take(&log), ["flood", "a", "b"]);
-        serve.round();
-        assert_eq!(take(&log), ["a", "b", "flood"], "starts one further on");
-        // b found nothing in round 2 (re-armed, no longer pending); a has one more.
-        serve.round();
-        assert_eq!(take(&log), ["flood", "a"]);
-        serve.round();
-        assert_eq!(take(&log), ["flood"], "the quiet ports are drained");
-        assert_eq!(serve.pending, 1);
-    }
-
-    #[test]
-    fn a_lost_link_removes_that_port_only() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let member = |name, script| Scripted {
-            name,
-            script,
-            flood: None,
-            log: log.clone(),
-        };
-        let mut serve = serve_with(vec![
-            member("a", vec![Ok(1), Ok(1)]),
-            member("lost", vec![Err(LinkLost("unplugged".into()))]),
-        ]);
-        serve.round();
-        assert_eq!(take(&log), ["a", "lost"]);
-        assert!(serve.members[1].is_none());
-        assert_eq!(serve.ports.load(Ordering::Acquire), 1);
-        serve.round();
-        serve.round();
-        assert_eq!(take(&log), ["a", "a"]);
-        assert_eq!(serve.pending, 0);
-    }
-}
+mod tests;
