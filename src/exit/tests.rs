@@ -12,10 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::registry::{self, Registration, Release};
-use crate::sys::signal::send;
+use crate::sys::signal::{reset_to_default, send};
 
 const ROLE: &str = "FTDI_RT_EXIT_TEST_ROLE";
 const MARKER: &str = "FTDI_RT_EXIT_TEST_MARKER";
+/// The signals the child puts back to their default action first (those a
+/// wrapper such as nohup set on purpose stay as it left them).
+const RESET: &str = "FTDI_RT_EXIT_TEST_RESET";
 const READY: &str = "ftdi-rt-exit-child: ready";
 const RELEASING: &str = "ftdi-rt-exit-child: releasing";
 /// The exit code of the application's own handler in the children.
@@ -73,6 +76,18 @@ fn marker(path: PathBuf, hang: bool) -> Arc<Marker> {
 fn child() {
     let role = std::env::var(ROLE).expect("a role in FTDI_RT_EXIT_TEST_ROLE");
     let path = PathBuf::from(std::env::var(MARKER).expect("a marker path"));
+    // Whatever the test run inherited (a CI started in the background of a
+    // non-interactive shell ignores SIGINT), the child starts as a process
+    // started from a terminal does.
+    for name in std::env::var(RESET).unwrap_or_default().split(',') {
+        let signal = match name {
+            "INT" => libc::SIGINT,
+            "TERM" => libc::SIGTERM,
+            "HUP" => libc::SIGHUP,
+            _ => continue,
+        };
+        reset_to_default(signal).expect("resetting a signal to its default");
+    }
     let app_path = path.clone();
     let app_exit = move || {
         append(&app_path, "app");
@@ -154,6 +169,15 @@ impl Child {
             ])
             .env(ROLE, role)
             .env(MARKER, &marker)
+            // Under nohup, SIGHUP stays as nohup set it.
+            .env(
+                RESET,
+                if under.is_some() {
+                    "INT,TERM"
+                } else {
+                    "INT,TERM,HUP"
+                },
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()

@@ -131,6 +131,32 @@ fn set_action(signal: libc::c_int, handler: libc::sighandler_t, flags: i32) -> i
     .map(drop)
 }
 
+/// Gives `signal` its default action and unblocks it in this thread, as a
+/// process started from a login shell has it (the tests' children: a
+/// parent started in the background of a non-interactive shell passes
+/// SIGINT on ignored, and the child would wait for a signal that never
+/// comes).
+#[cfg(test)]
+pub(crate) fn reset_to_default(signal: libc::c_int) -> io::Result<()> {
+    set_action(signal, libc::SIG_DFL, 0)?;
+    // SAFETY: `set` is a valid sigset_t, initialised by sigemptyset before
+    // sigaddset and pthread_sigmask read it; the old mask is not wanted.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    syscall!(
+        // SAFETY: as above.
+        unsafe { libc::sigemptyset(&mut set) }
+    )?;
+    syscall!(
+        // SAFETY: as above; `signal` is checked by the kernel.
+        unsafe { libc::sigaddset(&mut set, signal) }
+    )?;
+    // SAFETY: as above. pthread_sigmask returns the error, not -1/errno.
+    match unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) } {
+        0 => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
 /// Sends `signal` to process `pid` (the tests' children).
 #[cfg(test)]
 pub(crate) fn send(pid: u32, signal: libc::c_int) -> io::Result<()> {
