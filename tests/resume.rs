@@ -38,6 +38,13 @@ fn chip() -> (SimChip, SimHandle) {
     (chip, handle)
 }
 
+/// A port on a fresh chip, opened with resume, and the chip's handle.
+fn resuming_port() -> (Port, SimHandle) {
+    let (chip, handle) = chip();
+    let config = PortConfig::default().best_effort().with_resume(true);
+    (Port::open_sim(chip, &config).unwrap(), handle)
+}
+
 fn exchange(port: &mut Port, salt: u32, n: u32) {
     for i in 0..n {
         let req = common::request(salt * 1000 + i);
@@ -119,9 +126,7 @@ fn unplug_and_replug(port: &mut Port, old: &SimHandle) -> (SimHandle, Duration) 
 #[test]
 fn an_unplugged_port_resumes_on_the_same_chip_with_every_setting() {
     let _serial = common::serial();
-    let (first, handle) = chip();
-    let config = PortConfig::default().best_effort().with_resume(true);
-    let mut port = Port::open_sim(first, &config).unwrap();
+    let (mut port, handle) = resuming_port();
     change_settings(&port);
     assert_settings_on(&handle, &port);
     exchange(&mut port, 1, 20);
@@ -175,12 +180,7 @@ fn a_port_on_a_shared_reader_resumes_on_the_same_reader() {
 #[test]
 fn a_transaction_in_flight_fails_with_disconnected_and_the_next_after_resume_works() {
     let _serial = common::serial();
-    let (first, handle) = chip();
-    let mut port = Port::open_sim(
-        first,
-        &PortConfig::default().best_effort().with_resume(true),
-    )
-    .unwrap();
+    let (mut port, handle) = resuming_port();
     exchange(&mut port, 1, 5);
     let sent_before = handle.counters().bytes_from_host;
     let req = common::request(7);
@@ -219,12 +219,7 @@ fn a_transaction_in_flight_fails_with_disconnected_and_the_next_after_resume_wor
 #[test]
 fn the_events_wake_a_poll_loop_and_come_once_each() {
     let _serial = common::serial();
-    let (first, handle) = chip();
-    let mut port = Port::open_sim(
-        first,
-        &PortConfig::default().best_effort().with_resume(true),
-    )
-    .unwrap();
+    let (mut port, handle) = resuming_port();
     let mut poll = mio::Poll::new().unwrap();
     let mut events = mio::Events::with_capacity(4);
     let fd = port.receiver().as_raw_fd();
@@ -264,12 +259,7 @@ fn the_events_wake_a_poll_loop_and_come_once_each() {
 #[test]
 fn dropping_the_port_while_the_device_is_gone_stops_the_watcher() {
     let _serial = common::serial();
-    let (first, handle) = chip();
-    let mut port = Port::open_sim(
-        first,
-        &PortConfig::default().best_effort().with_resume(true),
-    )
-    .unwrap();
+    let (mut port, handle) = resuming_port();
     handle.unplug();
     assert!(matches!(next_event(&mut port), Error::Disconnected));
     drop(port);

@@ -10,11 +10,10 @@ use std::time::Duration;
 use ftdi_rt::sim::usb::VirtualFtdi;
 use ftdi_rt::sim::{Line, WireByte, WireDirection};
 use ftdi_rt::timing::DEFAULT_TRANSPORT_SLACK;
-use ftdi_rt::{Chip, Interface, PortConfig, Timestamp};
+use ftdi_rt::{Chip, Interface, PortConfig};
 
-use super::{median, ms};
+use super::{last_stop_bit, median, ms};
 use crate::guest::{Ctx, Outcome};
-use crate::vdev::VirtualDevice;
 use crate::virtual_ftdi::{attach, open_usb};
 
 /// Write sizes: one byte, a short request, one full packet, several.
@@ -23,19 +22,6 @@ const SIZES: [usize; 4] = [1, 7, 64, 300];
 const ROUNDS: usize = 8;
 /// The latency timer of the case (the incident's).
 const LATENCY: Duration = Duration::from_millis(1);
-
-/// When the last byte written to the device ended its stop bit, by the
-/// chip's wire log.
-fn last_stop_bit(dev: &VirtualDevice<VirtualFtdi>) -> Result<Timestamp, String> {
-    dev.device()
-        .with_function(|chip, _now| {
-            chip.wire_log(Interface::A)
-                .ok()
-                .and_then(|log| log.last(WireDirection::ToDevice).map(|e| e.end))
-        })
-        .map_err(|e| format!("reading the wire log: {e}"))?
-        .ok_or_else(|| "the wire log holds no byte sent to the device".to_string())
-}
 
 /// `write-drained`: for writes of 1 to 300 bytes at 115200 Bd and a 1 ms
 /// latency timer, the returned instant is never before the last stop bit and
@@ -61,7 +47,7 @@ pub fn write_drained(ctx: &mut Ctx) -> Outcome {
                 let drained = port
                     .write_drained(&data, Duration::from_secs(2))
                     .map_err(|e| format!("write_drained({size} bytes), round {round}: {e}"))?;
-                let stop = last_stop_bit(&dev)?;
+                let stop = last_stop_bit(&dev, WireDirection::ToDevice)?;
                 if drained < stop {
                     return Err(format!(
                         "{size} bytes, round {round}: drained reported {} before the last stop \

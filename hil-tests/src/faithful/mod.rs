@@ -28,7 +28,11 @@
 
 use std::time::{Duration, Instant};
 
-use ftdi_rt::Port;
+use ftdi_rt::sim::WireDirection;
+use ftdi_rt::sim::usb::VirtualFtdi;
+use ftdi_rt::{Interface, Port, Timestamp};
+
+use crate::vdev::VirtualDevice;
 
 pub mod drained;
 pub mod errors;
@@ -59,6 +63,25 @@ pub fn echo_time(port: &mut Port, data: &[u8], limit: Duration) -> Result<Durati
         got += chunk.payload().len();
     }
     Ok(t0.elapsed())
+}
+
+/// When the last byte that went `direction` on channel A ended its stop
+/// bit, by the chip's wire log (the case must have enabled it).
+///
+/// # Errors
+/// The device is gone, or the log holds no such byte.
+pub fn last_stop_bit(
+    dev: &VirtualDevice<VirtualFtdi>,
+    direction: WireDirection,
+) -> Result<Timestamp, String> {
+    dev.device()
+        .with_function(move |chip, _now| {
+            chip.wire_log(Interface::A)
+                .ok()
+                .and_then(|log| log.last(direction).map(|e| e.end))
+        })
+        .map_err(|e| format!("reading the wire log: {e}"))?
+        .ok_or_else(|| format!("the wire log holds no byte going {direction:?}"))
 }
 
 /// The median of `samples` (sorted in place); zero for none.

@@ -10,6 +10,7 @@ use ftdi_rt::{Chip, Interface, Port, PortConfig};
 
 use crate::checks::echo;
 use crate::guest::{Ctx, Outcome, is_char_device, wait_until};
+use crate::vdev::VirtualDevice;
 use crate::virtual_ftdi::{attach, open_usb};
 
 /// Echoes all byte values through a channel's kernel tty.
@@ -20,21 +21,32 @@ pub(crate) fn tty_echo(tty: &str) -> Result<(), String> {
     echo(&mut port, &all, Duration::from_secs(2)).map_err(|e| format!("{tty}: {e}"))
 }
 
+/// Attaches an FT4232H with a loopback on each channel; its four ttys,
+/// channel A's first.
+///
+/// # Errors
+/// As [`attach`]; the kernel gave it other than four ttys.
+pub(crate) fn attach_ft4232h_loopbacks(
+    ctx: &Ctx,
+) -> Result<(VirtualDevice<VirtualFtdi>, [String; 4]), String> {
+    let chip = Interface::ALL
+        .into_iter()
+        .fold(VirtualFtdi::builder(Chip::Ft4232H), |b, i| {
+            b.device(i, Loopback::new())
+        });
+    let dev = attach(ctx, chip, 4)?;
+    let ttys = <[String; 4]>::try_from(dev.ttys().to_vec())
+        .map_err(|ttys| format!("an FT4232H got ttys {ttys:?}, expected four"))?;
+    Ok((dev, ttys))
+}
+
 /// `ft4232h-channel-b`: ftdi-rt claims channel B of an FT4232H while
 /// ftdi_sio keeps A, C and D (their nodes stay and echo); B's node is gone
 /// while claimed and back after the release, and echoes again.
 pub fn ft4232h_channel_b(ctx: &mut Ctx) -> Outcome {
     let run = || -> Result<String, String> {
-        let chip = Interface::ALL
-            .into_iter()
-            .fold(VirtualFtdi::builder(Chip::Ft4232H), |b, i| {
-                b.device(i, Loopback::new())
-            });
-        let dev = attach(ctx, chip, 4)?;
-        let ttys = dev.ttys().to_vec();
-        let [a, b, c, d] = ttys.as_slice() else {
-            return Err(format!("an FT4232H got ttys {ttys:?}, expected four"));
-        };
+        let (dev, ttys) = attach_ft4232h_loopbacks(ctx)?;
+        let [a, b, c, d] = &ttys;
         let mut port = open_usb(&dev, &PortConfig::default().with_interface(Interface::B))?;
         if is_char_device(b) {
             return Err(format!(

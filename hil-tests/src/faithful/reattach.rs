@@ -13,13 +13,10 @@ use std::path::Path;
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::time::Duration;
 
-use ftdi_rt::sim::Loopback;
-use ftdi_rt::sim::usb::VirtualFtdi;
-use ftdi_rt::{Chip, Interface, Port, PortConfig, Selector};
+use ftdi_rt::{Interface, Port, PortConfig, Selector};
 
-use super::multichannel::tty_echo;
+use super::multichannel::{attach_ft4232h_loopbacks, tty_echo};
 use crate::guest::{Ctx, Outcome, emit, is_char_device, wait_until};
-use crate::virtual_ftdi::attach;
 
 /// The argument that makes the guest binary a [`hold_usb`] child.
 pub const HOLD_USB: &str = "--hold-usb";
@@ -120,16 +117,8 @@ fn stays_driverless(interface: &str) -> Result<(), String> {
 /// `reattach-on-signal`: see the module docs.
 pub fn reattach_on_signal(ctx: &mut Ctx) -> Outcome {
     let run = || -> Result<String, String> {
-        let chip = Interface::ALL
-            .into_iter()
-            .fold(VirtualFtdi::builder(Chip::Ft4232H), |b, i| {
-                b.device(i, Loopback::new())
-            });
-        let dev = attach(ctx, chip, 4)?;
-        let ttys = dev.ttys().to_vec();
-        let [a, b, c, d] = ttys.as_slice() else {
-            return Err(format!("an FT4232H got ttys {ttys:?}, expected four"));
-        };
+        let (dev, ttys) = attach_ft4232h_loopbacks(ctx)?;
+        let [a, b, c, d] = &ttys;
         let b_interface = format!("{}:1.{}", dev.bus_id(), Interface::B.number());
         let mut rounds = Vec::new();
         for (signal, name) in [

@@ -14,9 +14,8 @@ use ftdi_rt::sim::{Line, WireByte, WireDirection};
 use ftdi_rt::timing::{DEFAULT_TRANSPORT_SLACK, character_time, modbus_rtu_gaps};
 use ftdi_rt::{Chip, Interface, PortConfig, ReplyEnd, Timestamp};
 
-use super::ms;
+use super::{last_stop_bit, ms};
 use crate::guest::{Ctx, Outcome};
-use crate::vdev::VirtualDevice;
 use crate::virtual_ftdi::{attach, open_usb};
 
 /// Modbus RTU's line: 8 data bits, even parity, one stop bit (11 bits).
@@ -59,18 +58,6 @@ fn slave() -> impl ftdi_rt::sim::Device {
         line.send_at(begin + c * (body.len() as u32 + 1), &tail);
         request.clear();
     }
-}
-
-/// When the device's last byte ended its stop bit, by the chip's wire log.
-fn last_stop_bit(dev: &VirtualDevice<VirtualFtdi>) -> Result<Timestamp, String> {
-    dev.device()
-        .with_function(|chip, _now| {
-            chip.wire_log(Interface::A)
-                .ok()
-                .and_then(|log| log.last(WireDirection::FromDevice).map(|e| e.end))
-        })
-        .map_err(|e| format!("reading the wire log: {e}"))?
-        .ok_or_else(|| "the wire log holds no byte from the device".to_string())
 }
 
 /// What one rate gave: decision lags after t3.5 (min, max) and replies.
@@ -123,7 +110,7 @@ fn at_rate(ctx: &Ctx, baud: u32) -> Result<RateResult, String> {
                 ));
             }
             let decided = before + t.arrival();
-            let stop = last_stop_bit(&dev)?;
+            let stop = last_stop_bit(&dev, WireDirection::FromDevice)?;
             let quiet = decided.saturating_since(stop);
             if quiet < t35 {
                 return Err(format!(
