@@ -333,10 +333,15 @@ impl Serve {
     }
 
     fn join(&mut self, id: u64, mut member: Box<dyn Member>) -> Result<MemoryStatus, LinkLost> {
+        // Counted before it starts: a resumed port puts `Resumed` in its
+        // stream as it starts, and whoever reads that event must find the
+        // port counted (`Reader::ports`), not a moment later.
+        self.ports.fetch_add(1, Ordering::AcqRel);
         let memory = match member.join(self.locking) {
             Ok(memory) => memory,
             Err(lost) => {
                 member.leave(lost.0.clone());
+                self.ports.fetch_sub(1, Ordering::AcqRel);
                 return Err(lost);
             }
         };
@@ -351,6 +356,7 @@ impl Serve {
         if let Err(e) = self.epoll.add(fd, i as u64) {
             let why = format!("the shared reader could not watch the port: {e}");
             member.leave(why.clone());
+            self.ports.fetch_sub(1, Ordering::AcqRel);
             return Err(LinkLost(why));
         }
         // Whatever arrived before the registration has no edge: look now.
@@ -363,7 +369,6 @@ impl Serve {
             in_context,
         });
         self.pending += 1;
-        self.ports.fetch_add(1, Ordering::AcqRel);
         if in_context {
             self.watch_context();
         }
@@ -433,8 +438,10 @@ impl Serve {
         if slot.pending {
             self.pending -= 1;
         }
-        slot.member.leave(why.into());
+        // Uncounted before its stream ends, for the reason `join` counts
+        // first: whoever reads the end finds the port gone.
         self.ports.fetch_sub(1, Ordering::AcqRel);
+        slot.member.leave(why.into());
     }
 }
 

@@ -200,3 +200,64 @@ fn a_context_that_keeps_failing_loses_its_ports_only() {
     serve.context_events();
     assert_eq!(serve.context_failures, 0);
 }
+
+/// A member that, as it starts, looks at how many ports the reader says it
+/// serves: what an application reading the member's first event sees.
+struct Observing {
+    bell: Doorbell,
+    ports: Arc<AtomicUsize>,
+    seen: Arc<AtomicUsize>,
+    fail: bool,
+}
+
+impl Member for Observing {
+    fn join(&mut self, _: MemoryLocking) -> Result<MemoryStatus, LinkLost> {
+        self.seen
+            .store(self.ports.load(Ordering::Acquire), Ordering::Release);
+        if self.fail {
+            return Err(LinkLost("scripted".into()));
+        }
+        Ok(MemoryStatus::default())
+    }
+    fn readiness(&self) -> RawFd {
+        use std::os::fd::{AsFd, AsRawFd};
+        self.bell.as_fd().as_raw_fd()
+    }
+    fn turn(&mut self) -> Result<usize, LinkLost> {
+        Ok(0)
+    }
+    fn after_wait(&mut self, _: Timestamp) {}
+    fn poll_interval(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+    fn leave(&mut self, _: String) {}
+}
+
+#[test]
+fn a_joining_port_is_counted_before_it_starts_and_uncounted_if_it_cannot() {
+    // A resumed port puts `Resumed` in its stream as it starts; the CI run
+    // that found this read `Reader::ports()` after that event and saw the
+    // port missing.
+    let mut serve = serve_with(Vec::new());
+    let seen = Arc::new(AtomicUsize::new(usize::MAX));
+    let ports = serve.ports.clone();
+    let member = |fail| Observing {
+        bell: Doorbell::new().unwrap(),
+        ports: ports.clone(),
+        seen: seen.clone(),
+        fail,
+    };
+    let joining = Box::new(member(false));
+    assert!(serve.join(1, joining).is_ok());
+    assert_eq!(seen.load(Ordering::Acquire), 1, "counted while starting");
+    assert_eq!(serve.ports.load(Ordering::Acquire), 1);
+
+    let failing = Box::new(member(true));
+    assert!(serve.join(2, failing).is_err());
+    assert_eq!(seen.load(Ordering::Acquire), 2);
+    assert_eq!(
+        serve.ports.load(Ordering::Acquire),
+        1,
+        "a failed join is not counted"
+    );
+}
