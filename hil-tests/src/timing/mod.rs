@@ -15,6 +15,8 @@
 //!   C loop;
 //! * [`loads`]: idle, hogs, rt-burst, kwork;
 //! * [`console`]: the serial console kept out of the measurements;
+//! * [`guest_cpu`]: how busy the guest's vCPU was over a window, and which
+//!   threads used it;
 //! * [`matrix`]: every contender under every load, printing the rows (the
 //!   vhci kthreads' priority knob is the library's
 //!   `AttachedDevice::set_kthread_priority`);
@@ -31,6 +33,7 @@
 pub mod case;
 pub mod console;
 pub mod contenders;
+pub mod guest_cpu;
 pub mod loads;
 pub mod matrix;
 pub mod plot;
