@@ -355,7 +355,8 @@ fn configuration(
         let in_time = ch.count().saturating_sub(ch.misses());
         if ch.count() == 0 || (in_time == 0 && run.stale_bytes == 0 && run.unsettled == 0) {
             problems.push(format!(
-                "readers={readers}: chip {} channel {} starved: no reply at all in {},                  neither in time nor late",
+                "readers={readers}: chip {} channel {} starved: no reply at all in {}, \
+                 neither in time nor late",
                 run.chip,
                 run.interface,
                 ch.count()

@@ -340,8 +340,8 @@ impl Serve {
         let memory = match member.join(self.locking) {
             Ok(memory) => memory,
             Err(lost) => {
-                member.leave(lost.0.clone());
                 self.ports.fetch_sub(1, Ordering::AcqRel);
+                member.leave(lost.0.clone());
                 return Err(lost);
             }
         };
@@ -355,8 +355,8 @@ impl Serve {
         let fd = member.readiness();
         if let Err(e) = self.epoll.add(fd, i as u64) {
             let why = format!("the shared reader could not watch the port: {e}");
-            member.leave(why.clone());
             self.ports.fetch_sub(1, Ordering::AcqRel);
+            member.leave(why.clone());
             return Err(LinkLost(why));
         }
         // Whatever arrived before the registration has no edge: look now.
