@@ -193,6 +193,18 @@ impl<F: UsbFunction + Send + 'static> VirtualDevice<F> {
             .ok_or_else(|| format!("{}: no tty node", self.bus_id))
     }
 
+    /// The tty node the kernel's driver has for `interface` now
+    /// (`/dev/ttyUSB1`), if it exists as a character device: how a case sees
+    /// a channel come back to ftdi_sio after ftdi-rt let go of it.
+    pub fn live_tty(&self, interface: u8) -> Option<String> {
+        self.dev
+            .ttys()
+            .into_iter()
+            .find(|(number, _)| *number == interface)
+            .map(|(_, t)| format!("/dev/{t}"))
+            .filter(|t| is_char_device(t))
+    }
+
     /// The attached device (fault injection with `with_function`, lateness).
     pub fn device(&self) -> &AttachedDevice<F> {
         &self.dev

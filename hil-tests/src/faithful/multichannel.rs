@@ -68,13 +68,7 @@ pub fn ft4232h_channel_b(ctx: &mut Ctx) -> Outcome {
         drop(port);
         let mut b_again = None;
         wait_until(Duration::from_secs(5), Duration::from_millis(5), || {
-            b_again = dev
-                .device()
-                .ttys()
-                .into_iter()
-                .find(|(interface, _)| *interface == Interface::B.number())
-                .map(|(_, t)| format!("/dev/{t}"))
-                .filter(|t| is_char_device(t));
+            b_again = dev.live_tty(Interface::B.number());
             b_again.is_some()
         })
         .ok_or("channel B's tty did not come back within 5 s of the release")?;

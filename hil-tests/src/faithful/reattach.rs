@@ -157,13 +157,7 @@ pub fn reattach_on_signal(ctx: &mut Ctx) -> Outcome {
             }
             let mut b_again = None;
             let back = wait_until(Duration::from_secs(5), Duration::from_millis(5), || {
-                b_again = dev
-                    .device()
-                    .ttys()
-                    .into_iter()
-                    .find(|(interface, _)| *interface == Interface::B.number())
-                    .map(|(_, t)| format!("/dev/{t}"))
-                    .filter(|t| is_char_device(t));
+                b_again = dev.live_tty(Interface::B.number());
                 b_again.is_some() && driver_of(&b_interface).as_deref() == Some("ftdi_sio")
             })
             .ok_or_else(|| {

@@ -57,7 +57,7 @@ use super::guest_cpu::CpuSnapshot;
 use super::loads::{LoadParams, RunningLoad};
 use super::recorder::LatencyRecorder;
 use super::row::Load;
-use crate::guest::{Ctx, Outcome, is_char_device, wait_until};
+use crate::guest::{Ctx, Outcome, wait_until};
 use crate::vdev::VirtualDevice;
 use crate::virtual_ftdi::{attach, selector};
 
@@ -436,11 +436,7 @@ fn close_one_by_one(
         };
         drop(ports.remove(at));
         let back = wait_until(Duration::from_secs(5), Duration::from_millis(5), || {
-            chip.dev
-                .device()
-                .ttys()
-                .iter()
-                .any(|(n, t)| *n == interface.number() && is_char_device(&format!("/dev/{t}")))
+            chip.dev.live_tty(interface.number()).is_some()
         });
         if back.is_none() {
             problems.push(format!(
