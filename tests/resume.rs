@@ -46,13 +46,7 @@ fn resuming_port() -> (Port, SimHandle) {
 }
 
 fn exchange(port: &mut Port, salt: u32, n: u32) {
-    for i in 0..n {
-        let req = common::request(salt * 1000 + i);
-        let t = port
-            .transact(&req, ReplyEnd::Length(1), DEADLINE)
-            .unwrap_or_else(|e| panic!("transaction {salt}/{i}: {e}"));
-        assert_eq!(t.bytes(), [Frobnicator::reply_for(&req)], "{salt}/{i}");
-    }
+    common::exchange(port, salt, n, DEADLINE);
 }
 
 /// Receives until an error, skipping data; the error.

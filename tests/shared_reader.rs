@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use ftdi_rt::sim::{Frobnicator, SimChip, SimConfig, SimHandle};
-use ftdi_rt::{Error, Pinning, Port, PortConfig, Reader, ReplyEnd, Selector};
+use ftdi_rt::{Error, Pinning, Port, PortConfig, Reader, Selector};
 use ftdi_rt_lab::PtyDevice;
 
 /// Generous: these tests check what arrives, not when (the timing is the
@@ -29,17 +29,7 @@ fn sim_port(config: &PortConfig) -> (Port, SimHandle) {
 /// `n` transactions on `port`, each request different (`salt` apart from
 /// other ports'), each reply checked.
 fn exchange(port: &mut Port, salt: u32, n: u32) {
-    for i in 0..n {
-        let req = common::request(salt * 100_000 + i);
-        let t = port
-            .transact(&req, ReplyEnd::Length(1), DEADLINE)
-            .unwrap_or_else(|e| panic!("port {salt}, transaction {i}: {e}"));
-        assert_eq!(
-            t.bytes(),
-            [Frobnicator::reply_for(&req)],
-            "port {salt}, {i}"
-        );
-    }
+    common::exchange(port, salt, n, DEADLINE);
 }
 
 #[test]

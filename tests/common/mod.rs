@@ -2,7 +2,10 @@
 //! and uses a subset, hence the `allow(dead_code)`.
 #![allow(dead_code)]
 
-use ftdi_rt::{Pinning, RealtimeConfig, RealtimePolicy};
+use std::time::Duration;
+
+use ftdi_rt::sim::Frobnicator;
+use ftdi_rt::{Pinning, Port, RealtimeConfig, RealtimePolicy, ReplyEnd};
 
 /// Serialises the timing-sensitive tests of one test binary: libtest runs
 /// them on parallel threads, and one test's simulated chip and reader would
@@ -32,4 +35,21 @@ pub fn app_realtime(pinning: Pinning) {
 pub fn request(i: u32) -> [u8; 7] {
     let b = i.to_le_bytes();
     [0xA5, b[0], b[1], b[2], b[3], 0x5A, (i % 7) as u8]
+}
+
+/// `n` transactions with the frobnicator on `port`, each within `deadline`,
+/// each request different (`salt` apart from other ports' and rounds'),
+/// each reply checked.
+pub fn exchange(port: &mut Port, salt: u32, n: u32, deadline: Duration) {
+    for i in 0..n {
+        let req = request(salt * 100_000 + i);
+        let t = port
+            .transact(&req, ReplyEnd::Length(1), deadline)
+            .unwrap_or_else(|e| panic!("port {salt}, transaction {i}: {e}"));
+        assert_eq!(
+            t.bytes(),
+            [Frobnicator::reply_for(&req)],
+            "port {salt}, {i}"
+        );
+    }
 }
